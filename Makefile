@@ -1,0 +1,24 @@
+# Entry points. `make demo` and `make test` run `make setup` first (idempotent).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ENV = source scripts/env.sh
+
+.PHONY: setup demo test lint bench clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(ENV) 61 && python -m mimo_embodied_ros.demo --out out/demo
+
+test: setup
+	$(ENV) 62 && ruff check . && python -m pytest -p no:cacheprovider
+
+lint: setup
+	$(ENV) 62 && ruff check .
+
+bench: setup
+	$(ENV) 63 && python scripts/bench.py
+
+clean:
+	rm -rf build install log out build.log

@@ -1,0 +1,50 @@
+"""Draw what the model returned on the source image, for operators (debug image, demo PNGs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+POINT_COLOUR = (255, 0, 255)  # RGB magenta: visible on tables, floors and most objects
+INVALID_COLOUR = (255, 160, 0)  # orange: a point or box without valid depth
+BOX_COLOUR = (0, 255, 0)
+
+
+def annotate(
+    rgb: np.ndarray,
+    points: Iterable[tuple[float, float, bool, str]] = (),
+    boxes: Iterable[tuple[Sequence[float], bool, str]] = (),
+    caption: str = "",
+) -> np.ndarray:
+    """A copy of `rgb` with points (u, v, has_3d, label), boxes (xyxy, has_3d, label) and a caption."""
+    image = np.ascontiguousarray(rgb).copy()
+    scale = max(image.shape[1] / 640.0, 0.5)
+    thickness = max(int(round(2 * scale)), 1)
+    for u, v, has_3d, label in points:
+        if not (np.isfinite(u) and np.isfinite(v)):
+            continue
+        centre = (int(round(u)), int(round(v)))
+        colour = POINT_COLOUR if has_3d else INVALID_COLOUR
+        cv2.circle(image, centre, int(6 * scale), colour, thickness, cv2.LINE_AA)
+        cv2.drawMarker(image, centre, colour, cv2.MARKER_CROSS, int(10 * scale), 1, cv2.LINE_AA)
+        _label(image, label, (centre[0] + int(8 * scale), centre[1] - int(8 * scale)), scale)
+    for xyxy, has_3d, label in boxes:
+        if not all(np.isfinite(c) for c in xyxy):
+            continue
+        x1, y1, x2, y2 = (int(round(c)) for c in xyxy)
+        colour = BOX_COLOUR if has_3d else INVALID_COLOUR
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_AA)
+        _label(image, label, (x1, max(y1 - int(4 * scale), int(12 * scale))), scale)
+    if caption:
+        _label(image, caption[:90], (int(6 * scale), int(20 * scale)), scale)
+    return image
+
+
+def _label(image: np.ndarray, text: str, origin: tuple[int, int], scale: float) -> None:
+    if not text:
+        return
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale
+    cv2.putText(image, text, origin, font, size, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, font, size, (255, 255, 255), 1, cv2.LINE_AA)
