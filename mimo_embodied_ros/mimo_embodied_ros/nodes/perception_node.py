@@ -80,6 +80,13 @@ PARAMETERS: dict[str, str] = {
 }
 
 
+# model.* parameters a backend also needs at construction (the processor's resize range).
+SHARED_MODEL_SETTINGS = {
+    "transformers": ("min_pixels", "max_pixels", "max_new_tokens"),
+    "openai": ("max_new_tokens",),
+}
+
+
 class PerceptionNode(LifecycleNode):
     """Serves ~/instruct and publishes what the model finds on the latest RGB-D frame."""
 
@@ -91,7 +98,7 @@ class PerceptionNode(LifecycleNode):
         self._active = False
         self._last: dict[str, Any] = {"message": "no query yet", "total_ms": float("nan")}
         self._last_debug_image = 0.0
-        self._last_continuous_frame: Any = None
+        self._last_continuous_image: Any = None
         self._sync = FrameSynchronizer(
             slop_s=self.param("sync_slop_s"), use_depth=self.param("use_depth")
         )
@@ -107,8 +114,7 @@ class PerceptionNode(LifecycleNode):
         )
         self.create_timer(self.param("diagnostics_period_s"), self._publish_diagnostics)
         self._continuous_timer = None
-        if self.param("autostart"):
-            self.trigger_configure()
+        if self.param("autostart") and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
     def param(self, name: str) -> Any:
@@ -122,11 +128,8 @@ class PerceptionNode(LifecycleNode):
         settings = {
             name[len(prefix):]: self.param(name) for name in PARAMETERS if name.startswith(prefix)
         }
-        settings.update(
-            max_pixels=self.param("model.max_pixels"),
-            min_pixels=self.param("model.min_pixels"),
-            max_new_tokens=self.param("model.max_new_tokens"),
-        )
+        for name in SHARED_MODEL_SETTINGS.get(kind, ()):
+            settings[name] = self.param(f"model.{name}")
         try:
             backend = create_backend(kind, settings)
         except Exception as error:  # a bad checkpoint path must not take the node down
@@ -238,9 +241,9 @@ class PerceptionNode(LifecycleNode):
 
     def _on_continuous(self) -> None:
         synced = self._sync.latest()
-        if synced is None or synced is self._last_continuous_frame:
+        if synced is None or synced.image is self._last_continuous_image:
             return  # nothing new since the last run: re-running would repeat the same answer
-        self._last_continuous_frame = synced
+        self._last_continuous_image = synced.image
         result, _ = self._query(
             self.param("continuous.instruction"), self.param("continuous.task"),
             self.param("model.think"), synced,

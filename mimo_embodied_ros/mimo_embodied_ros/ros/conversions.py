@@ -35,13 +35,18 @@ def timings_msg(result: QueryResult) -> Timings:
     )
 
 
+def ros_text(text: str) -> str:
+    """ROS strings are C strings: a NUL would silently cut the rest of a model answer off."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _common_fields(result: QueryResult) -> dict:
     parsed, reply = result.parsed, result.reply
     return {
         "instruction": result.instruction,
-        "answer": parsed.answer if parsed else "",
-        "reasoning": parsed.reasoning if parsed else "",
-        "raw_text": reply.text if reply else "",
+        "answer": ros_text(parsed.answer) if parsed else "",
+        "reasoning": ros_text(parsed.reasoning) if parsed else "",
+        "raw_text": ros_text(reply.text) if reply else "",
         "model_id": reply.model_id if reply else "",
         "timings": timings_msg(result),
     }
@@ -108,10 +113,10 @@ def fill_instruct_response(
     response.affordances = affordances_msg(result, header, backend)
     response.objects = objects_msg(result, header, backend)
     if result.parsed is not None:
-        response.answer = result.parsed.choice or result.parsed.answer
-        response.reasoning = result.parsed.reasoning
-        response.plan_steps = list(result.parsed.plan_steps)
-    response.raw_text = result.reply.text if result.reply else ""
+        response.answer = ros_text(result.parsed.choice or result.parsed.answer)
+        response.reasoning = ros_text(result.parsed.reasoning)
+        response.plan_steps = [ros_text(step) for step in result.parsed.plan_steps]
+    response.raw_text = ros_text(result.reply.text) if result.reply else ""
     return response
 
 

@@ -1,4 +1,4 @@
-"""Approximate-time pairing of colour and depth frames, plus the latest camera_info.
+"""Approximate-time pairing of colour and depth frames, plus the matching camera_info.
 
 message_filters is not available everywhere the stack runs, and the node needs only one thing
 from it: the newest colour/depth pair whose stamps are within a tolerance. Callbacks only store
@@ -25,7 +25,7 @@ class SyncedFrame:
 
     image: Any  # sensor_msgs/Image or CompressedImage
     depth: Any | None  # sensor_msgs/Image
-    camera_info: Any | None  # sensor_msgs/CameraInfo
+    camera_info: Any | None  # sensor_msgs/CameraInfo, attached by latest()
 
 
 class FrameSynchronizer:
@@ -36,7 +36,7 @@ class FrameSynchronizer:
         self._use_depth = use_depth
         self._images: deque[Any] = deque(maxlen=queue_size)
         self._depths: deque[Any] = deque(maxlen=queue_size)
-        self._camera_info: Any | None = None
+        self._camera_infos: deque[Any] = deque(maxlen=queue_size)
         self._latest: SyncedFrame | None = None
         self._lock = threading.Lock()
         self.counts = {"image": 0, "depth": 0, "camera_info": 0, "synced": 0}
@@ -56,13 +56,24 @@ class FrameSynchronizer:
     def add_camera_info(self, msg: Any) -> None:
         with self._lock:
             self.counts["camera_info"] += 1
-            self._camera_info = msg
-            if self._latest is not None and self._latest.camera_info is None:
-                self._latest = SyncedFrame(self._latest.image, self._latest.depth, msg)
+            self._camera_infos.append(msg)
 
     def latest(self) -> SyncedFrame | None:
+        """The newest synchronized frame with the camera_info nearest its stamp (or the newest).
+
+        camera_info is matched when a query asks, not when the images pair up: it often arrives
+        a moment after them, and intrinsics rarely change.
+        """
         with self._lock:
-            return self._latest
+            if self._latest is None:
+                return None
+            t_image = stamp_seconds(self._latest.image.header.stamp)
+            info = min(
+                reversed(self._camera_infos),
+                key=lambda c: abs(stamp_seconds(c.header.stamp) - t_image),
+                default=None,
+            )
+            return SyncedFrame(self._latest.image, self._latest.depth, info)
 
     def missing(self) -> str | None:
         """What has not arrived yet, phrased for an operator; None when a frame is ready."""
@@ -80,7 +91,7 @@ class FrameSynchronizer:
 
     def _match(self) -> None:
         if not self._use_depth:
-            self._latest = SyncedFrame(self._images[-1], None, self._camera_info)
+            self._latest = SyncedFrame(self._images[-1], None, None)
             self.counts["synced"] += 1
             return
         # Newest colour image first: the first pair within the slop is the freshest frame.
@@ -93,6 +104,6 @@ class FrameSynchronizer:
             )
             if best is not None and abs(stamp_seconds(best.header.stamp) - t_image) <= self._slop_s:
                 if self._latest is None or self._latest.image is not image:
-                    self._latest = SyncedFrame(image, best, self._camera_info)
+                    self._latest = SyncedFrame(image, best, None)
                     self.counts["synced"] += 1
                 return

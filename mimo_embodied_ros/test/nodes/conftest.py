@@ -1,0 +1,161 @@
+"""Real rclpy graphs for node tests: an isolated DDS context per test, a camera feed, a client."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import rclpy
+import yaml
+from mimo_embodied_msgs.srv import Instruct
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from mimo_embodied_ros.core.types import CameraIntrinsics
+from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
+from mimo_embodied_ros.runner import GraphRunner, load_graph
+
+# Tests never leave loopback (../shared/environment.md); the Makefile sets these too.
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("ROS_DOMAIN_ID", "62")
+
+PERCEPTION_ENTRY = next(e for e in load_graph("robot.yaml") if e["name"] == "mimo_embodied")
+
+
+@pytest.fixture
+def ros_context() -> Iterator[Context]:
+    context = Context()
+    rclpy.init(context=context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+    yield context
+    context.try_shutdown()
+
+
+def write_answers(path, answers: dict[str, str]) -> str:
+    path.write_text(yaml.safe_dump(answers, allow_unicode=True))
+    return str(path)
+
+
+class CameraFeed:
+    """A plain rclpy node playing an RGB-D camera: publishes crafted frames with equal headers."""
+
+    def __init__(self, context: Context, name: str = "test_camera") -> None:
+        self.node = Node(name, context=context)
+        qos = qos_profile_sensor_data
+        self.image_pub = self.node.create_publisher(Image, "/camera/color/image_raw", qos)
+        self.depth_pub = self.node.create_publisher(Image, "/camera/depth/image_rect_raw", qos)
+        self.info_pub = self.node.create_publisher(CameraInfo, "/camera/color/camera_info", qos)
+        self._stamp = 1
+
+    def publish(
+        self,
+        rgb: np.ndarray,
+        depth: np.ndarray | None,
+        intrinsics: CameraIntrinsics | None,
+        image_encoding: str = "rgb8",
+        depth_encoding: str = "32FC1",
+        image_msg: Image | None = None,
+    ) -> Header:
+        header = Header(frame_id="camera_color_optical_frame")
+        header.stamp.sec = self._stamp
+        self._stamp += 1
+        if image_msg is not None:
+            image_msg.header = header
+        self.image_pub.publish(image_msg or array_to_image(rgb, image_encoding, header))
+        if depth is not None:
+            self.depth_pub.publish(array_to_image(depth, depth_encoding, header))
+        if intrinsics is not None:
+            self.info_pub.publish(camera_info_from_intrinsics(intrinsics, header))
+        return header
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
+
+
+def spin_until(executor: SingleThreadedExecutor, condition: Callable[[], Any],
+               timeout_s: float = 10.0) -> bool:
+    """Spin a test-side executor until `condition()` holds; False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+    return bool(condition())
+
+
+def call_instruct(
+    client_node: Node, executor: SingleThreadedExecutor, instruction: str, task: str = "",
+    thinking: str = "", timeout_s: float = 60.0,
+) -> Instruct.Response:
+    """Call /mimo_embodied/instruct over DDS from a separate node and wait for the answer."""
+    client = client_node.create_client(Instruct, "/mimo_embodied/instruct")
+    try:
+        assert client.wait_for_service(timeout_sec=10.0), "instruct service never appeared"
+        future = client.call_async(
+            Instruct.Request(instruction=instruction, task=task, thinking=thinking)
+        )
+        spin_until(executor, future.done, timeout_s)
+        assert future.done(), f"no answer to '{instruction[:40]}' within {timeout_s} s"
+        return future.result()
+    finally:
+        client_node.destroy_client(client)
+
+
+class PerceptionHarness:
+    """The perception node from robot.yaml with overrides, a camera feed and a client node."""
+
+    def __init__(self, context: Context, overrides: dict[str, Any]) -> None:
+        self.runner = GraphRunner([PERCEPTION_ENTRY], {"mimo_embodied": overrides}, context)
+        self.node = self.runner.nodes["mimo_embodied"]
+        self.camera = CameraFeed(context)
+        self.client = Node("test_client", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.client)
+
+    def publish_until_received(self, *args: Any, **kwargs: Any) -> Header:
+        """Publish a frame until the node has it (best-effort QoS may drop the first ones)."""
+        sync = self.node._sync
+        before = dict(sync.counts)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            header = self.camera.publish(*args, **kwargs)
+            time.sleep(0.15)
+            if sync.counts["image"] > before["image"]:
+                time.sleep(0.1)
+                return header
+        raise AssertionError("the perception node never received a frame")
+
+    def instruct(self, instruction: str, **kwargs: Any) -> Instruct.Response:
+        return call_instruct(self.client, self.executor, instruction, **kwargs)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.client.destroy_node()
+        self.camera.node.destroy_node()
+        self.runner.shutdown()
+
+
+@pytest.fixture
+def perception(ros_context: Context) -> Iterator[Callable[..., PerceptionHarness]]:
+    harnesses: list[PerceptionHarness] = []
+
+    def start(**overrides: Any) -> PerceptionHarness:
+        harness = PerceptionHarness(ros_context, overrides)
+        harnesses.append(harness)
+        return harness
+
+    yield start
+    for harness in harnesses:
+        harness.close()
