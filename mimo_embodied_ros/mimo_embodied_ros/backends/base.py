@@ -1,0 +1,82 @@
+"""The one protocol every model backend implements: images + task text in, raw text out.
+
+Backends never parse answers or rescale coordinates (core/ does); they only run the model the way
+the official evaluation did and report what it saw and how long it took.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from mimo_embodied_ros.core.types import ImageSize
+
+ERROR_KINDS = ("timeout", "unavailable", "bad_response", "load", "invalid_request")
+
+
+@dataclass
+class ModelRequest:
+    """One query. Images are RGB uint8 HxWx3, already smart-resized by the caller (core.resize)."""
+
+    images: list[np.ndarray]
+    task_text: str  # full user text, including an optional " /no_think"
+    instruction: str  # the user's original instruction (the scripted backend keys on it)
+    max_new_tokens: int = 1024
+
+
+@dataclass
+class ModelReply:
+    """The model's raw text and what is known about how it was produced."""
+
+    text: str
+    model_id: str
+    model_ms: float
+    prompt_tokens: int | None
+    image_sizes: list[ImageSize] | None  # the size the model saw, when the backend knows it
+
+
+class BackendError(Exception):
+    """A failure a caller can report to an operator; `kind` says which of ERROR_KINDS it was."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"unknown backend error kind {kind!r}; expected one of {ERROR_KINDS}")
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+@runtime_checkable
+class VisionLanguageBackend(Protocol):
+    """A vision-language model behind one call. generate() raises BackendError only."""
+
+    name: str
+    model_id: str
+
+    def generate(self, request: ModelRequest) -> ModelReply: ...
+
+    def close(self) -> None: ...
+
+
+def validate_request(request: ModelRequest) -> None:
+    """Reject requests a model cannot take, with a message that says what is wrong."""
+    if not isinstance(request.task_text, str) or not request.task_text.strip():
+        raise BackendError("invalid_request", "the task text is empty")
+    if request.max_new_tokens < 1:
+        raise BackendError(
+            "invalid_request", f"max_new_tokens must be >= 1, got {request.max_new_tokens}"
+        )
+    for index, image in enumerate(request.images):
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+            raise BackendError("invalid_request", f"image {index} is not a uint8 numpy array")
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise BackendError(
+                "invalid_request", f"image {index} has shape {image.shape}; expected HxWx3 RGB"
+            )
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise BackendError("invalid_request", f"image {index} is empty ({image.shape})")

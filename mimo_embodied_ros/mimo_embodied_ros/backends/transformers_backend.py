@@ -1,0 +1,185 @@
+"""In-process Qwen2.5-VL / MiMo-Embodied inference with transformers.
+
+Reproduces the official evaluation settings: bfloat16 on GPU, greedy decoding, the system turn
+plus one user turn with the images first, and the raw decoded text including <think> ... </think>.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mimo_embodied_ros.backends.base import (
+    BackendError,
+    ModelReply,
+    ModelRequest,
+    validate_request,
+)
+from mimo_embodied_ros.core.prompts import build_messages
+from mimo_embodied_ros.core.types import ImageSize
+
+DTYPE_NAMES = ("auto", "bfloat16", "float32")
+VISION_PATCH_SIZE = 14  # model-io.md: resized height = grid_h * 14, width = grid_w * 14
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendError("load", f"device {device!r} was requested but CUDA is not available")
+    return device
+
+
+def _resolve_dtype(dtype: str, device: str) -> Any:
+    """bfloat16 on CUDA, float32 on CPU; float16 refused because MiMo then writes only '!'."""
+    import torch
+
+    if dtype == "float16":
+        raise BackendError(
+            "load",
+            "dtype float16 is refused: MiMo-Embodied / Qwen2.5-VL in float16 produces output made "
+            "only of '!' characters; use bfloat16 (GPU) or float32 (CPU)",
+        )
+    if dtype not in DTYPE_NAMES:
+        raise BackendError("load", f"unknown dtype {dtype!r}; expected one of {DTYPE_NAMES}")
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+class TransformersBackend:
+    """Runs a local Qwen2.5-VL checkpoint folder with transformers (no remote code, no download)."""
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        device: str = "auto",
+        dtype: str = "auto",
+        min_pixels: int = 3136,
+        max_pixels: int = 1003520,
+        max_new_tokens: int = 1024,
+    ) -> None:
+        import torch
+        from transformers import Qwen2_5_VLForConditionalGeneration
+
+        from mimo_embodied_ros.backends.processor import load_processor
+
+        folder = Path(model_path).expanduser()
+        if not (folder / "config.json").is_file():
+            raise BackendError(
+                "load",
+                f"model folder {str(folder)!r} does not exist or has no config.json; "
+                "give the local path of a downloaded MiMo-Embodied-7B (Qwen2.5-VL) checkpoint",
+            )
+        self.device = _resolve_device(device)
+        self.dtype = _resolve_dtype(dtype, self.device)
+        self.model_id = folder.name
+        self.model_path = folder
+        self.max_new_tokens = int(max_new_tokens)
+        self._lock = threading.Lock()
+        try:
+            self.processor = load_processor(folder, min_pixels, max_pixels)
+            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+                folder,
+                dtype=self.dtype,
+                use_safetensors=True,
+                trust_remote_code=False,
+                local_files_only=True,
+            )
+        except BackendError:
+            raise
+        except Exception as error:  # transformers raises many types; all mean "cannot load"
+            raise BackendError(
+                "load", f"could not load the model from {str(folder)!r}: {error}"
+            ) from error
+        self.model.to(self.device).eval()
+        tokenizer = self.processor.tokenizer
+        # Tokens that end a reply; they are cut from the text, every other token is kept.
+        self._end_token_ids = {
+            token_id
+            for token_id in (tokenizer.eos_token_id, tokenizer.pad_token_id)
+            if token_id is not None
+        }
+        generation_eos = self.model.generation_config.eos_token_id
+        if isinstance(generation_eos, int):
+            generation_eos = [generation_eos]
+        self._end_token_ids.update(generation_eos or [])
+        self._torch = torch
+
+    def decode_new_tokens(self, token_ids: list[int]) -> str:
+        """Text of generated tokens, special tokens kept except the end-of-turn/padding ones.
+
+        skip_special_tokens=True would also drop <think> / </think> in tokenizers that mark them
+        special, and the answer parser needs </think>; so only end tokens are removed, by id.
+        """
+        kept = [token_id for token_id in token_ids if token_id not in self._end_token_ids]
+        return self.processor.tokenizer.decode(
+            kept, skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
+
+    def generate(self, request: ModelRequest) -> ModelReply:
+        """Greedy generation for one request; thread-safe (one generation at a time)."""
+        from PIL import Image
+
+        validate_request(request)
+        if self.model is None:
+            raise BackendError("unavailable", "the transformers backend was closed")
+        messages = build_messages(request.task_text, len(request.images))
+        pictures = iter([Image.fromarray(image, mode="RGB") for image in request.images])
+        for turn in messages:
+            for item in turn["content"]:
+                if item.get("type") == "image":
+                    item["image"] = next(pictures)
+        max_new_tokens = min(request.max_new_tokens, self.max_new_tokens)
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                inputs = self.processor.apply_chat_template(
+                    messages,
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                    return_tensors="pt",
+                ).to(self.model.device)
+                with self._torch.inference_mode():
+                    output = self.model.generate(
+                        **inputs,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                        temperature=None,
+                        top_p=None,
+                        top_k=None,
+                    )
+            except Exception as error:
+                raise BackendError("bad_response", f"generation failed: {error}") from error
+            model_ms = (time.perf_counter() - started) * 1000.0
+        prompt_length = int(inputs["input_ids"].shape[1])
+        text = self.decode_new_tokens(output[0, prompt_length:].tolist())
+        image_sizes = None
+        if "image_grid_thw" in inputs:
+            image_sizes = [
+                ImageSize(width=int(w) * VISION_PATCH_SIZE, height=int(h) * VISION_PATCH_SIZE)
+                for _, h, w in inputs["image_grid_thw"].tolist()
+            ]
+        return ModelReply(
+            text=text,
+            model_id=self.model_id,
+            model_ms=model_ms,
+            prompt_tokens=prompt_length,
+            image_sizes=image_sizes,
+        )
+
+    def close(self) -> None:
+        """Free the model's memory (and the CUDA cache when there is one)."""
+        with self._lock:
+            self.model = None
+            gc.collect()
+            if self._torch.cuda.is_available():
+                self._torch.cuda.empty_cache()
