@@ -9,7 +9,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	$(ENV) 61 && python -m mimo_embodied_ros.demo --out out/demo
+	$(ENV) 61 && python -m mimo_embodied_sim.demo --out out/demo
 
 test: setup
 	$(ENV) 62 && ruff check . && python -m pytest -p no:cacheprovider

@@ -17,7 +17,8 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from mimo_embodied_ros.runner import load_graph, package_config_dir
+from mimo_embodied_ros.ros.params import config_dir
+from mimo_embodied_ros.runner import load_graph
 
 PACKAGE = "mimo_embodied_ros"
 DEFAULT_GRAPH = "robot.yaml"
@@ -48,7 +49,7 @@ def _graph_nodes(context):
         overrides["model.max_pixels"] = int(overrides["model.max_pixels"])
     actions = []
     for entry in load_graph(graph):
-        config = package_config_dir(entry["package"])
+        config = config_dir(entry["package"])
         parameters = [str(config / name) for name in entry.get("parameters", [])]
         node_overrides = {**(entry.get("overrides") or {}), "use_sim_time": use_sim_time}
         if entry["executable"] == "perception":

@@ -46,21 +46,11 @@ def load_graph(path: str | Path) -> list[dict[str, Any]]:
     return nodes
 
 
-def package_config_dir(package: str) -> Path:
-    """config/ of any package of this repository, installed or in the source tree."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory(package)) / "config"
-    except (ImportError, LookupError, ValueError):
-        return Path(__file__).resolve().parents[2].parent / package / "config"
-
-
 def node_cli_args(entry: dict[str, Any]) -> list[str]:
     """--ros-args for one node entry: its parameter files and remappings."""
     args = ["--ros-args"]
     for name in entry.get("parameters", []):
-        args += ["--params-file", str(package_config_dir(entry["package"]) / name)]
+        args += ["--params-file", str(config_dir(entry["package"]) / name)]
     for source, target in (entry.get("remappings") or {}).items():
         args += ["-r", f"{source}:={target}"]
     return args

@@ -41,6 +41,7 @@ from mimo_embodied_msgs.srv import Instruct  # noqa: E402
 from mimo_embodied_sim.answers import box_answer, pointing_answer, write_answers_file  # noqa: E402
 from mimo_embodied_sim.tabletop import TabletopScene  # noqa: E402
 
+QUERY_TIMEOUT_S = 300.0  # a 7B model on CPU is slow; the scripted one answers at once
 SETTLE_S = 1.5  # simulated seconds for the objects to come to rest before the first question
 
 
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     truth = TabletopScene(seed=seed)  # same seed: the same scene as the simulator node renders
     truth.step(int(SETTLE_S / truth.timestep))
     resized = smart_resize(truth.height, truth.width, max_pixels=args.max_pixels)
-    answers_file = write_answers_file(out / "scripted_answers.yaml", scripted_answers(truth, resized))
+    answers = scripted_answers(truth, resized)
+    answers_file = write_answers_file(out / "scripted_answers.yaml", answers)
 
     overrides = {"backend": args.backend, "model.max_pixels": args.max_pixels,
                  "scripted.answers_file": str(answers_file.resolve()),
@@ -176,8 +178,11 @@ def ask_questions(runner, context: Context, truth: TabletopScene, out: Path, bac
     for index, q in enumerate(QUESTIONS):
         for _ in range(50):  # wait for the first frame; then every question gets an answer
             future = client.call_async(Instruct.Request(instruction=q.instruction, task=q.task))
-            while not future.done():
+            answer_deadline = time.monotonic() + QUERY_TIMEOUT_S
+            while not future.done() and time.monotonic() < answer_deadline:
                 executor.spin_once(timeout_sec=0.05)
+            if not future.done():
+                raise RuntimeError(f"no answer to {q.instruction!r} in {QUERY_TIMEOUT_S} s")
             response = future.result()
             if "no camera frame" not in response.message:
                 break

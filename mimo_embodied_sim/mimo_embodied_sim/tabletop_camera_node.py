@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import rclpy
 from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
-from rcl_interfaces.msg import ParameterDescriptor
+from mimo_embodied_ros.ros.params import declare_from_config
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, qos_profile_system_default
@@ -33,16 +33,17 @@ from mimo_embodied_sim.tabletop import TabletopScene, noisy_depth
 
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
 
-_PARAMETERS: dict[str, tuple[object, str]] = {
-    "width": (640, "Image width in pixels (colour and depth)."),
-    "height": (480, "Image height in pixels (colour and depth)."),
-    "seed": (0, "Seed of the object pose perturbations and of the depth corruption."),
-    "rate_hz": (5.0, "Frames per second; each frame advances the simulation by 1 / rate_hz s."),
-    "depth_encoding": ("32FC1", "32FC1 (metres, NaN = no return) or 16UC1 (mm, 0 = none)."),
-    "depth_noise_std_m": (0.0, "Standard deviation of Gaussian depth noise, metres."),
-    "depth_hole_fraction": (0.0, "Fraction of depth pixels dropped (no return), 0 to 1."),
-    "frame_id": ("camera_color_optical_frame", "frame_id of every published camera message."),
-    "shadows": (True, "Cast shadows; false about doubles the frame rate of software rendering."),
+# name -> description; defaults are in config/tabletop.yaml.
+PARAMETERS: dict[str, str] = {
+    "width": "Image width in pixels (colour and depth).",
+    "height": "Image height in pixels (colour and depth).",
+    "seed": "Seed of the object pose perturbations and of the depth corruption.",
+    "rate_hz": "Frames per second; each frame advances the simulation by 1 / rate_hz s.",
+    "depth_encoding": "32FC1 (metres, NaN = no return) or 16UC1 (mm, 0 = none).",
+    "depth_noise_std_m": "Standard deviation of Gaussian depth noise, metres.",
+    "depth_hole_fraction": "Fraction of depth pixels dropped (no return), 0 to 1.",
+    "frame_id": "frame_id of every published camera message.",
+    "shadows": "Cast shadows; false about doubles the frame rate of software rendering.",
 }
 
 
@@ -59,12 +60,8 @@ class TabletopCameraNode(Node):
 
     def __init__(self, **node_kwargs: object) -> None:
         super().__init__("tabletop_camera", **node_kwargs)
-        for name, (default, description) in _PARAMETERS.items():
-            # Numbers accept int or float (YAML "5" vs "5.0"); they are converted below.
-            descriptor = ParameterDescriptor(
-                description=description, dynamic_typing=isinstance(default, int | float)
-                and not isinstance(default, bool))
-            self.declare_parameter(name, default, descriptor)
+        declare_from_config(self, PARAMETERS, "tabletop.yaml", package="mimo_embodied_sim",
+                            dynamic_numbers=True)
         value = self._parameter
         self.depth_encoding = str(value("depth_encoding"))
         if self.depth_encoding not in DEPTH_ENCODINGS:

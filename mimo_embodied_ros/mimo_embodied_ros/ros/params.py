@@ -16,17 +16,17 @@ from rclpy.node import Node
 PACKAGE = "mimo_embodied_ros"
 
 
-def config_dir() -> Path:
-    """config/ of the installed package, or of the source tree when run from source."""
+def config_dir(package: str = PACKAGE) -> Path:
+    """config/ of an installed package of this repository, or of its source tree."""
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        installed = Path(get_package_share_directory(PACKAGE)) / "config"
+        installed = Path(get_package_share_directory(package)) / "config"
         if installed.is_dir():
             return installed
     except (ImportError, LookupError, ValueError):
         pass
-    return Path(__file__).resolve().parents[2] / "config"
+    return Path(__file__).resolve().parents[3] / package / "config"
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -49,12 +49,23 @@ def node_parameters(config_file: Path, node_name: str) -> dict[str, Any]:
 
 
 def declare_from_config(
-    node: Node, descriptions: dict[str, str], config_file: str
+    node: Node,
+    descriptions: dict[str, str],
+    config_file: str,
+    package: str = PACKAGE,
+    dynamic_numbers: bool = False,
 ) -> None:
-    """Declare every described parameter with its default from config/<config_file>."""
-    defaults = node_parameters(config_dir() / config_file, node.get_name())
+    """Declare every described parameter with its default from <package>/config/<config_file>.
+
+    dynamic_numbers lets numeric parameters take int or float (YAML "5" vs "5.0").
+    """
+    defaults = node_parameters(config_dir(package) / config_file, node.get_name())
     missing = sorted(set(descriptions) - set(defaults))
     if missing:
         raise RuntimeError(f"{config_file} has no default for: {', '.join(missing)}")
     for name, description in descriptions.items():
-        node.declare_parameter(name, defaults[name], ParameterDescriptor(description=description))
+        numeric = isinstance(defaults[name], int | float) and not isinstance(defaults[name], bool)
+        descriptor = ParameterDescriptor(
+            description=description, dynamic_typing=dynamic_numbers and numeric
+        )
+        node.declare_parameter(name, defaults[name], descriptor)

@@ -1,0 +1,128 @@
+"""Launch files, graph files and RViz configs name only things that exist.
+
+`ros2 launch` is not installable here, so the launch files are checked statically, and the graphs
+they read are started with the in-process runner to see which topics really appear.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import time
+from pathlib import Path
+
+import pytest
+import rclpy
+import yaml
+from rclpy.context import Context
+from rclpy.node import Node
+
+from mimo_embodied_ros.ros.params import config_dir
+from mimo_embodied_ros.runner import load_graph, node_class, run_graph
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = REPO / "mimo_embodied_ros"
+LAUNCH_FILES = sorted((PACKAGE_DIR / "launch").glob("*.launch.py"))
+GRAPH_FILES = sorted(
+    p for p in (PACKAGE_DIR / "config").glob("*.yaml") if "nodes" in yaml.safe_load(p.read_text())
+)
+RVIZ_FILES = sorted((PACKAGE_DIR / "rviz").glob("*.rviz"))
+INSTALL = REPO / "install"
+
+
+def module_constants(path: Path) -> dict[str, object]:
+    tree = ast.parse(path.read_text())
+    constants = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                try:
+                    constants[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    pass
+    return constants
+
+
+def rviz_topics(path: Path) -> set[str]:
+    topics: set[str] = set()
+
+    def walk(item: object) -> None:
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key == "Topic" and isinstance(value, dict):
+                    topics.add(value["Value"])
+                elif key.endswith("Topic") and isinstance(value, str):
+                    topics.add(value)
+                else:
+                    walk(value)
+        elif isinstance(item, list):
+            for child in item:
+                walk(child)
+
+    walk(yaml.safe_load(path.read_text()))
+    return topics
+
+
+def test_there_is_something_to_check():
+    assert LAUNCH_FILES and GRAPH_FILES and RVIZ_FILES
+
+
+@pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_names_existing_graph_and_rviz_config(launch_file):
+    compile(launch_file.read_text(), str(launch_file), "exec")
+    constants = module_constants(launch_file)
+    assert (PACKAGE_DIR / "config" / constants["DEFAULT_GRAPH"]).is_file()
+    assert (PACKAGE_DIR / "rviz" / constants["RVIZ_CONFIG"]).is_file()
+    perception_parameters = set(
+        yaml.safe_load((PACKAGE_DIR / "config" / "perception.yaml").read_text())["mimo_embodied"][
+            "ros__parameters"
+        ].keys()
+    )
+    for parameter in constants["PERCEPTION_ARGUMENTS"].values():
+        assert parameter.split(".")[0] in perception_parameters, parameter
+
+
+@pytest.mark.parametrize("graph", GRAPH_FILES, ids=lambda p: p.name)
+def test_graph_names_existing_executables_plugins_and_parameter_files(graph):
+    for entry in load_graph(graph):
+        package = entry["package"]
+        executable = INSTALL / package / "lib" / package / entry["executable"]
+        assert executable.is_file() and os.access(executable, os.X_OK), executable
+        assert issubclass(node_class(entry), Node)
+        for name in entry.get("parameters", []):
+            parameter_file = config_dir(package) / name
+            assert parameter_file.is_file(), parameter_file
+            document = yaml.safe_load(parameter_file.read_text())
+            assert entry["name"] in document, f"{name} has no section for node {entry['name']}"
+
+
+@pytest.fixture
+def context():
+    context = Context()
+    rclpy.init(context=context, domain_id=int(os.environ.get("ROS_DOMAIN_ID", "62")))
+    yield context
+    context.try_shutdown()
+
+
+@pytest.mark.parametrize("rviz_file", RVIZ_FILES, ids=lambda p: p.name)
+def test_rviz_config_shows_topics_the_nodes_publish(rviz_file, context, tmp_path):
+    wanted = rviz_topics(rviz_file)
+    assert wanted, "the RViz config shows no topic"
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("'*': '[]'\n")
+    overrides = {"mimo_embodied": {"scripted.answers_file": str(answers)}}
+    with run_graph("sim_tabletop.yaml", overrides, context) as runner:
+        probe = Node("topic_probe", context=context)
+        deadline = time.monotonic() + 15.0
+        missing = wanted
+        while missing and time.monotonic() < deadline:
+            published = {
+                name for name, _ in probe.get_topic_names_and_types()
+                if probe.get_publishers_info_by_topic(name)
+            }
+            missing = wanted - published
+            time.sleep(0.2)
+        probe.destroy_node()
+        assert runner.nodes
+    assert not missing, f"{rviz_file.name} shows topics nobody publishes: {sorted(missing)}"
