@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,15 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 from mimo_embodied_ros.backends.base import BackendError, ModelRequest
 from mimo_embodied_ros.backends.openai_backend import OpenAIBackend
 from mimo_embodied_ros.backends.transformers_backend import TransformersBackend
 
 LOOPBACK = "127.0.0.1"
-LAUNCHER = Path(__file__).resolve().parent / "serve_launcher.py"
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # holds the mimo_embodied_ros package
-SERVER_START_TIMEOUT_S = 90.0
 
 
 def _free_port() -> int:
@@ -44,55 +36,6 @@ def _request(images: list[np.ndarray], max_new_tokens: int = 6) -> ModelRequest:
 
 def _image(height: int, width: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module")
-def served_tiny_qwen(
-    tiny_qwen_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """Base URL of a real `transformers serve` process serving the tiny model on loopback."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
-    command = [
-        sys.executable,
-        str(LAUNCHER),
-        str(tiny_qwen_dir),
-        "--host",
-        LOOPBACK,
-        "--port",
-        str(port),
-        "--device",
-        "cpu",
-    ]
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    base = f"http://{LOOPBACK}:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"transformers serve exited early:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{base}/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"transformers serve did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield f"{base}/v1"
-    finally:
-        # The server runs in its own session: end that process group (ours alone).
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
 
 
 def test_real_server_consumes_the_image(served_tiny_qwen: str, tiny_qwen_dir: Path) -> None:
