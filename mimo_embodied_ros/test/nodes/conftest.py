@@ -15,8 +15,9 @@ from mimo_embodied_msgs.srv import Instruct
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from mimo_embodied_ros.core.types import CameraIntrinsics
@@ -61,14 +62,17 @@ class CameraFeed:
         intrinsics: CameraIntrinsics | None,
         image_encoding: str = "rgb8",
         depth_encoding: str = "32FC1",
-        image_msg: Image | None = None,
+        image_msg: Image | CompressedImage | None = None,
+        image_publisher: Publisher | None = None,
     ) -> Header:
         header = Header(frame_id="camera_color_optical_frame")
         header.stamp.sec = self._stamp
         self._stamp += 1
         if image_msg is not None:
             image_msg.header = header
-        self.image_pub.publish(image_msg or array_to_image(rgb, image_encoding, header))
+        (image_publisher or self.image_pub).publish(
+            image_msg or array_to_image(rgb, image_encoding, header)
+        )
         if depth is not None:
             self.depth_pub.publish(array_to_image(depth, depth_encoding, header))
         if intrinsics is not None:

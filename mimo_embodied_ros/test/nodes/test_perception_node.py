@@ -15,11 +15,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 from conftest import spin_until, wait_for, write_answers
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
 from mimo_embodied_msgs.msg import Affordances
-from sensor_msgs.msg import Image
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
 
 from mimo_embodied_ros.core.resize import smart_resize, source_to_model
 from mimo_embodied_ros.core.types import CameraIntrinsics, ImageSize
+from mimo_embodied_ros.ros.images import rgb_to_compressed
 
 WIDTH, HEIGHT = 640, 480
 K = CameraIntrinsics(fx=525.0, fy=525.0, cx=319.5, cy=239.5, width=WIDTH, height=HEIGHT)
@@ -301,3 +305,62 @@ def test_backend_timeout(openai_node):
         assert_good_request(openai_node)
     finally:
         server.close()
+
+
+def test_compressed_colour_images(perception, answers):
+    harness = perception(**{"backend": "scripted", "scripted.answers_file": answers,
+                            "model.max_pixels": MAX_PIXELS, "image_transport": "compressed"})
+    publisher = harness.camera.node.create_publisher(
+        CompressedImage, "/camera/color/image_raw/compressed", qos_profile_sensor_data)
+    rgb, depth = scene()
+    compressed = rgb_to_compressed(rgb, fmt="png")
+    header = harness.publish_until_received(rgb, depth, K, image_publisher=publisher,
+                                            image_msg=compressed)
+    response = harness.instruct(GOOD)
+    assert response.success, response.message
+    assert response.affordances.header.stamp == header.stamp
+    assert response.affordances.points[0].depth_valid
+
+
+def test_continuous_mode_reruns_the_standing_instruction_once_per_new_frame(perception, answers):
+    harness = perception(**{"backend": "scripted", "scripted.answers_file": answers,
+                            "model.max_pixels": MAX_PIXELS, "continuous.instruction": GOOD,
+                            "continuous.task": "point", "continuous.max_rate_hz": 20.0})
+    received: list[Affordances] = []
+    harness.client.create_subscription(Affordances, "/mimo_embodied/affordances",
+                                       received.append, 10)
+    rgb, depth = scene()
+    first = harness.publish_until_received(rgb, depth, K)
+    assert spin_until(harness.executor, lambda: received, 5.0), "no continuous result"
+    spin_until(harness.executor, lambda: False, 0.5)  # the same frame must not be re-run
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in received}
+    assert len(received) == len(stamps), "a frame was answered twice"
+    second = harness.publish_until_received(rgb, depth, K)
+    assert spin_until(harness.executor, lambda: received[-1].header.stamp == second.stamp, 5.0)
+    assert received[0].header.stamp == first.stamp
+    assert received[-1].points[0].depth_valid
+
+
+def change_state(harness, transition_id: int) -> bool:
+    client = harness.client.create_client(ChangeState, "/mimo_embodied/change_state")
+    try:
+        assert client.wait_for_service(timeout_sec=5.0)
+        future = client.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+        assert spin_until(harness.executor, future.done, 30.0)
+        return future.result().success
+    finally:
+        harness.client.destroy_client(client)
+
+
+def test_lifecycle_unloads_and_reloads_the_model_over_ros(node):
+    assert change_state(node, Transition.TRANSITION_DEACTIVATE)
+    rgb, depth = scene()
+    node.publish_until_received(rgb, depth, K)
+    response = node.instruct(GOOD)
+    assert not response.success and "node is inactive" in response.message
+    assert change_state(node, Transition.TRANSITION_CLEANUP)
+    assert node.node._backend is None  # the model is unloaded
+    assert "node is unconfigured" in node.instruct(GOOD).message
+    assert change_state(node, Transition.TRANSITION_CONFIGURE)
+    assert change_state(node, Transition.TRANSITION_ACTIVATE)
+    assert_good_request(node)
