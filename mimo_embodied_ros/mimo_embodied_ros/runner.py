@@ -20,7 +20,7 @@ import argparse
 import importlib
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +93,8 @@ class GraphRunner:
         self._thread.start()
 
     def _spin(self) -> None:
-        try:
+        with suppress(ExternalShutdownException):
             self._executor.spin()
-        except ExternalShutdownException:
-            pass
 
     def shutdown(self) -> None:
         self._executor.shutdown(timeout_sec=5.0)

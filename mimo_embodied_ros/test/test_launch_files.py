@@ -7,6 +7,7 @@ they read are started with the in-process runner to see which topics really appe
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -37,10 +38,8 @@ def module_constants(path: Path) -> dict[str, object]:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
             if isinstance(target, ast.Name):
-                try:
+                with contextlib.suppress(ValueError):
                     constants[target.id] = ast.literal_eval(node.value)
-                except ValueError:
-                    pass
     return constants
 
 

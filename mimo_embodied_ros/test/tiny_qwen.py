@@ -97,13 +97,14 @@ def _build_tokenizer():
 def build_tiny_qwen(directory: str | Path) -> Path:
     """Write a tiny random Qwen2.5-VL checkpoint (weights, tokenizer, processor) into directory."""
     import torch
-    from mimo_embodied_ros.backends.processor import Qwen2_5_VLImageOnlyProcessor
     from transformers import (
         GenerationConfig,
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
     )
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from mimo_embodied_ros.backends.processor import Qwen2_5_VLImageOnlyProcessor
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
 from mimo_embodied_ros.core.types import ImageSize
 
 SizeLike = ImageSize | tuple[int, int]

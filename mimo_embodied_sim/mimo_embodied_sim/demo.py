@@ -28,16 +28,16 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", "61")
 
 import rclpy  # noqa: E402 - after the DDS environment is set
-from mimo_embodied_ros.core.resize import smart_resize  # noqa: E402
-from mimo_embodied_ros.core.types import ImageSize  # noqa: E402
-from mimo_embodied_ros.ros.images import image_msg_to_rgb  # noqa: E402
-from mimo_embodied_ros.runner import load_graph, run_graph  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from mimo_embodied_msgs.srv import Instruct  # noqa: E402
+from mimo_embodied_ros.core.resize import smart_resize  # noqa: E402
+from mimo_embodied_ros.core.types import ImageSize  # noqa: E402
+from mimo_embodied_ros.ros.images import image_msg_to_rgb  # noqa: E402
+from mimo_embodied_ros.runner import load_graph, run_graph  # noqa: E402
 from mimo_embodied_sim.answers import box_answer, pointing_answer, write_answers_file  # noqa: E402
 from mimo_embodied_sim.tabletop import TabletopScene  # noqa: E402
 

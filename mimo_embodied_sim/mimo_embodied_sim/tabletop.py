@@ -29,6 +29,7 @@ import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from mimo_embodied_ros.core.types import CameraIntrinsics
 
 TABLE_TOP_Z = 0.75

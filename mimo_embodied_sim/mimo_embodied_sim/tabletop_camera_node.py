@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import rclpy
-from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
-from mimo_embodied_ros.ros.params import declare_from_config
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, qos_profile_system_default
@@ -29,6 +27,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
+from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_sim.tabletop import TabletopScene, noisy_depth
 
 DEPTH_ENCODINGS = ("32FC1", "16UC1")

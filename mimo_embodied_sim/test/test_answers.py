@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import yaml
+
 from mimo_embodied_ros.core.parsing import parse_boxes, parse_points
 from mimo_embodied_ros.core.resize import smart_resize
 from mimo_embodied_ros.core.types import ImageSize

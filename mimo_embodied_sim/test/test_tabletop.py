@@ -8,8 +8,9 @@ import time
 import cv2
 import numpy as np
 import pytest
-from mimo_embodied_sim.tabletop import TABLE_TOP_Z, TabletopScene, noisy_depth
 from scipy import ndimage
+
+from mimo_embodied_sim.tabletop import TABLE_TOP_Z, TabletopScene, noisy_depth
 
 WIDTH, HEIGHT = 640, 480
 

@@ -18,8 +18,6 @@ os.environ.setdefault("ROS_DOMAIN_ID", "53")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # never leave this machine
 
 import rclpy  # noqa: E402
-from mimo_embodied_ros.ros.images import image_to_array  # noqa: E402
-from mimo_embodied_sim.tabletop_camera_node import TabletopCameraNode  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -27,6 +25,9 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data, qos_profile_system_default  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+
+from mimo_embodied_ros.ros.images import image_to_array  # noqa: E402
+from mimo_embodied_sim.tabletop_camera_node import TabletopCameraNode  # noqa: E402
 
 TOPICS = {
     "color": ("/camera/color/image_raw", Image, qos_profile_sensor_data),

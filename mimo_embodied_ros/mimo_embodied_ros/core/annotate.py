@@ -18,7 +18,7 @@ def annotate(
     boxes: Iterable[tuple[Sequence[float], bool, str]] = (),
     caption: str = "",
 ) -> np.ndarray:
-    """A copy of `rgb` with points (u, v, has_3d, label), boxes (xyxy, has_3d, label) and a caption."""
+    """A copy of `rgb` with points (u, v, has_3d, label), boxes (xyxy, has_3d, label), caption."""
     image = np.ascontiguousarray(rgb).copy()
     scale = max(image.shape[1] / 640.0, 0.5)
     thickness = max(int(round(2 * scale)), 1)

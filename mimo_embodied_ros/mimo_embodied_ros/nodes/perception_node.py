@@ -1,4 +1,4 @@
-"""The perception node `mimo_embodied`: camera topics + instruction -> keypoints, 3D points, 3D boxes.
+"""Perception node `mimo_embodied`: camera topics + instruction -> keypoints, 3D points, 3D boxes.
 
 A lifecycle node: configuring it loads the model backend, cleaning up frees it, so an operator can
 swap checkpoints without restarting the camera pipeline. Subscription callbacks only store messages;
@@ -14,8 +14,6 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from mimo_embodied_msgs.msg import Affordances, Objects3D
-from mimo_embodied_msgs.srv import Instruct
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -23,13 +21,14 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from mimo_embodied_msgs.msg import Affordances, Objects3D
+from mimo_embodied_msgs.srv import Instruct
 from mimo_embodied_ros.backends.base import VisionLanguageBackend
 from mimo_embodied_ros.backends.factory import create_backend
 from mimo_embodied_ros.core.depth import depth_to_metres
 from mimo_embodied_ros.core.prompts import Task
 from mimo_embodied_ros.perception import Frame, QueryResult, QuerySettings, run_query
 from mimo_embodied_ros.ros import conversions
-from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_ros.ros.images import (
     ImageConversionError,
     array_to_image,
@@ -38,6 +37,7 @@ from mimo_embodied_ros.ros.images import (
     image_to_array,
     intrinsics_from_camera_info,
 )
+from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_ros.ros.qos import qos_by_name
 from mimo_embodied_ros.ros.sync import FrameSynchronizer, SyncedFrame
 

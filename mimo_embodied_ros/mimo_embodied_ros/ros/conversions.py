@@ -7,6 +7,10 @@ import math
 import numpy as np
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
+from scipy.spatial.transform import Rotation
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
 from mimo_embodied_msgs.msg import (
     AffordancePoint,
     Affordances,
@@ -15,10 +19,6 @@ from mimo_embodied_msgs.msg import (
     Timings,
 )
 from mimo_embodied_msgs.srv import Instruct
-from scipy.spatial.transform import Rotation
-from std_msgs.msg import ColorRGBA, Header
-from visualization_msgs.msg import Marker, MarkerArray
-
 from mimo_embodied_ros.core.annotate import annotate
 from mimo_embodied_ros.perception import QueryResult
 
@@ -121,7 +121,7 @@ def fill_instruct_response(
 
 
 def markers_msg(result: QueryResult, header: Header, lifetime_s: float = 0.0) -> MarkerArray:
-    """Spheres at 3D points, boxes for 3D objects, text labels; a DELETEALL first clears old ones."""
+    """Spheres at 3D points, boxes for 3D objects, text labels; a DELETEALL clears old ones."""
     markers = [Marker(header=header, action=Marker.DELETEALL)]
     lifetime = _duration(lifetime_s)
     for i, p in enumerate(result.points):
@@ -144,7 +144,9 @@ def markers_msg(result: QueryResult, header: Header, lifetime_s: float = 0.0) ->
     return MarkerArray(markers=markers)
 
 
-def _text(header: Header, ns: str, marker_id: int, text: str, pose: Pose, lifetime: Duration) -> Marker:
+def _text(
+    header: Header, ns: str, marker_id: int, text: str, pose: Pose, lifetime: Duration
+) -> Marker:
     above = Pose(position=Point(x=pose.position.x, y=pose.position.y - 0.05, z=pose.position.z))
     return Marker(header=header, ns=ns, id=marker_id, type=Marker.TEXT_VIEW_FACING, pose=above,
                   scale=Vector3(z=0.03), color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0),

@@ -112,7 +112,8 @@ def rgb_to_compressed(rgb: np.ndarray, header: Header | None = None, fmt: str = 
     CompressedImage
 ):
     """Encode an RGB array as a CompressedImage (used by tests and the simulator)."""
-    ok, encoded = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr)
     if not ok:
         raise ImageConversionError(f"cannot encode image as {fmt}")
     msg = CompressedImage()

@@ -15,4 +15,5 @@ def qos_by_name(name: str) -> QoSProfile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown QoS profile '{name}' (use one of: {', '.join(PROFILES)})") from None
+        choices = ", ".join(PROFILES)
+        raise ValueError(f"unknown QoS profile '{name}' (use one of: {choices})") from None

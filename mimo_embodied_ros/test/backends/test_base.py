@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from mimo_embodied_ros.backends.base import (
     ERROR_KINDS,
     BackendError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from mimo_embodied_ros.backends.base import BackendError, ModelRequest
 from mimo_embodied_ros.backends.factory import BACKEND_KINDS, create_backend
 from mimo_embodied_ros.backends.openai_backend import OpenAIBackend

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mimo_embodied_ros.backends.base import BackendError, ModelRequest
 from mimo_embodied_ros.backends.openai_backend import OpenAIBackend
 from mimo_embodied_ros.backends.transformers_backend import TransformersBackend

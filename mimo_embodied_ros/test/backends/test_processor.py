@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from transformers import AutoProcessor
+
 from mimo_embodied_ros.backends.processor import (
     QWEN_MIN_PIXELS,
     Qwen2_5_VLImageOnlyProcessor,
@@ -16,8 +19,6 @@ from mimo_embodied_ros.backends.processor import (
     set_pixel_range,
     torchvision_available,
 )
-from PIL import Image
-from transformers import AutoProcessor
 
 
 def _checkpoint_layout(tiny_qwen_dir: Path, folder: Path, with_preprocessor: bool) -> Path:

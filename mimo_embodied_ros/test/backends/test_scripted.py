@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mimo_embodied_ros.backends.base import BackendError, ModelRequest, VisionLanguageBackend
 from mimo_embodied_ros.backends.scripted import ScriptedBackend
 from mimo_embodied_ros.core.types import ImageSize

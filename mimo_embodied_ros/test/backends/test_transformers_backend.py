@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mimo_embodied_ros.backends.base import BackendError, ModelRequest, VisionLanguageBackend
 from mimo_embodied_ros.backends.transformers_backend import TransformersBackend
 from mimo_embodied_ros.core.resize import smart_resize

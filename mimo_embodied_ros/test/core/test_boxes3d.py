@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+
 from mimo_embodied_ros.core.boxes3d import (
     METHOD_ORIENTED_BOX,
     METHOD_SUPPORT_PLANE,
@@ -237,15 +238,17 @@ def test_millimetre_depth_gives_the_same_box():
               obj, camera)
 
 
-def test_results_are_deterministic():
+def test_results_are_repeatable():
+    """Seeded, but open3d's RANSAC runs its iterations on several threads, so repeated fits agree
+    to well under a millimetre rather than bit for bit."""
     obj = OBJECTS["yawed_box_4x8x3"]
     camera = Camera.looking_at((0, 0, 0), pitch_deg=50.0)
     depth, index = render(camera, [obj])
     noisy = degrade(depth, 0.005, 0.1)
     first = box_from_depth(noisy, K, box_around(index, 0)).box
     second = box_from_depth(noisy, K, box_around(index, 0)).box
-    np.testing.assert_array_equal(first.center, second.center)
-    np.testing.assert_array_equal(first.size, second.size)
+    np.testing.assert_allclose(first.center, second.center, atol=5e-4)
+    np.testing.assert_allclose(first.size, second.size, atol=5e-4)
 
 
 def test_corners_project_around_the_object():

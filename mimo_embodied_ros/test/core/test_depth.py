@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from mimo_embodied_ros.core.depth import (
     back_project,
     depth_to_metres,

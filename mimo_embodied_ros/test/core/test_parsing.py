@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from mimo_embodied_ros.core.parsing import (
     OFFICIAL_POINT_PATTERN,
     last_boxed,

@@ -11,6 +11,7 @@ import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from mimo_embodied_ros.core.parsing import (
     OFFICIAL_POINT_PATTERN,
     parse_boxes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mimo_embodied_ros.core.prompts import (
     NO_THINK_SUFFIX,
     ROUTING_RULES,

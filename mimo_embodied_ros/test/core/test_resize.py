@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from mimo_embodied_ros.core.resize import (
     IMAGE_FACTOR,
     MIN_PIXELS,

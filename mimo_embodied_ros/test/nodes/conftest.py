@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import rclpy
 import yaml
-from mimo_embodied_msgs.srv import Instruct
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -20,6 +19,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from mimo_embodied_msgs.srv import Instruct
 from mimo_embodied_ros.core.types import CameraIntrinsics
 from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
 from mimo_embodied_ros.runner import GraphRunner, load_graph

@@ -17,10 +17,10 @@ import pytest
 from conftest import spin_until, wait_for, write_answers
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
-from mimo_embodied_msgs.msg import Affordances
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
+from mimo_embodied_msgs.msg import Affordances
 from mimo_embodied_ros.core.resize import smart_resize, source_to_model
 from mimo_embodied_ros.core.types import CameraIntrinsics, ImageSize
 from mimo_embodied_ros.ros.images import rgb_to_compressed

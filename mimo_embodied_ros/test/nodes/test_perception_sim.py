@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import call_instruct, spin_until
-from mimo_embodied_msgs.msg import Affordances, Objects3D
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
+from mimo_embodied_msgs.msg import Affordances, Objects3D
 from mimo_embodied_ros.core.resize import smart_resize
 from mimo_embodied_ros.core.types import ImageSize
 from mimo_embodied_ros.runner import load_graph, run_graph
@@ -94,7 +94,8 @@ def sim(ros_context, truth, tmp_path):
         answers = write_answers_file(tmp_path / f"answers_{max_pixels}.yaml",
                                      answers_for(truth, max_pixels))
         overrides = {
-            "mimo_embodied": {"scripted.answers_file": str(answers), "model.max_pixels": max_pixels},
+            "mimo_embodied": {"scripted.answers_file": str(answers),
+                              "model.max_pixels": max_pixels},
             "tabletop_camera": {"depth_encoding": depth_encoding, "rate_hz": 10.0,
                                 "depth_hole_fraction": 0.1 if noise else 0.0,
                                 "depth_noise_std_m": 0.005 if noise else 0.0},

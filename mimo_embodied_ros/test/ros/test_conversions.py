@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from mimo_embodied_msgs.srv import Instruct
 from rclpy.serialization import deserialize_message, serialize_message
 from scipy.spatial.transform import Rotation
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
+from mimo_embodied_msgs.srv import Instruct
 from mimo_embodied_ros.backends.base import ModelReply
 from mimo_embodied_ros.core.boxes3d import METHOD_SUPPORT_PLANE, Box3D
 from mimo_embodied_ros.core.depth import DepthSample

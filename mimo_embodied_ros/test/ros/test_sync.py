@@ -59,7 +59,9 @@ def test_never_pairs_beyond_slop():
         sync.add_depth(depth(t + 0.051))
     assert sync.latest() is None
     assert sync.counts == {"image": 3, "depth": 3, "camera_info": 0, "synced": 0}
-    assert sync.missing() == "colour and depth images arrive but their stamps never match within 50 ms"
+    assert sync.missing() == (
+        "colour and depth images arrive but their stamps never match within 50 ms"
+    )
 
 
 def test_newest_pair_is_chosen():
