@@ -59,7 +59,7 @@ def affordances_msg(result: QueryResult, header: Header, backend: str) -> Afford
         position = p.position if p.position is not None else (NAN, NAN, NAN)
         points.append(
             AffordancePoint(
-                label=p.model.label,
+                label=ros_text(p.model.label),
                 u=float(p.u),
                 v=float(p.v),
                 u_model=float(p.model.x),
@@ -79,7 +79,7 @@ def objects_msg(result: QueryResult, header: Header, backend: str) -> Objects3D:
     objects = []
     for o in result.objects:
         msg = Object3D(
-            label=o.model.label,
+            label=ros_text(o.model.label),
             score=float(o.model.score),
             box_2d=[float(c) if math.isfinite(c) else NAN for c in o.box_px],
             valid=o.box3d is not None,
@@ -150,7 +150,7 @@ def _text(
     above = Pose(position=Point(x=pose.position.x, y=pose.position.y - 0.05, z=pose.position.z))
     return Marker(header=header, ns=ns, id=marker_id, type=Marker.TEXT_VIEW_FACING, pose=above,
                   scale=Vector3(z=0.03), color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0),
-                  text=text or ns, lifetime=lifetime)
+                  text=ros_text(text) or ns, lifetime=lifetime)
 
 
 def _duration(seconds: float) -> Duration:

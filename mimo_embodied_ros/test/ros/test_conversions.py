@@ -119,8 +119,6 @@ def test_ros_text():
     assert ros_text("plain text, ünïcode") == "plain text, ünïcode"
 
 
-@pytest.mark.xfail(strict=True, reason="conversions.py passes model labels without ros_text: "
-                   "a NUL in a label cuts it when serialized")
 def test_labels_are_nul_safe():
     result = point_result()
     result.points[0].model = ModelPoint(320.0, 240.0, "mug\x00 handle")

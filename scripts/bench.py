@@ -1,0 +1,460 @@
+"""CPU cost of each perception stage, and how fast the node ingests RGB-D frames (`make bench`).
+
+Prints one line per measurement, `bench <stage> <W>x<H> median_ms=<value>` for the stages, then
+`bench ingest <W>x<H> fps=<value>`, `bench ingest_lag <W>x<H> frames=<value>` and
+`bench ingest_during_query <W>x<H> fps=<value>`; lines starting with `#` explain them.
+
+Scenes are synthetic and built here with numpy (a textured image, a table with a box ray-cast
+into a depth image). The ingest test runs the real perception node from config/robot.yaml with the
+scripted backend, fed by a camera publisher in a separate process over loopback DDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+# DDS stays on this machine, in a domain of its own, even when run outside `make bench`.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", "63")
+
+REPO = Path(__file__).resolve().parents[1]
+for package_root in (REPO / "mimo_embodied_ros", REPO / "mimo_embodied_sim"):
+    if str(package_root) not in sys.path:
+        sys.path.insert(0, str(package_root))
+
+import numpy as np  # noqa: E402
+
+from mimo_embodied_ros.core.types import CameraIntrinsics  # noqa: E402
+
+SIZES = ((640, 480), (1280, 720))
+CAMERA_RATE_HZ = 60.0  # the top rate of common RGB-D cameras at these resolutions
+INGEST_WINDOW_S = 3.0
+QUERY_DELAY_S = 1.0  # scripted model latency while measuring ingest during a query
+INSTRUCTION = "point at the handle of the mug"
+
+# A thinking-mode pointing answer as MiMo-Embodied writes it: reasoning, then fenced JSON.
+POINTING_REPLY = (
+    "<think>\nThe user wants points on the handle of the mug. The mug stands on the right side "
+    "of the table, next to a bowl; its handle faces the camera and curves to the right. The "
+    "handle is a thin loop, so points should lie on the loop itself rather than in the gap it "
+    "encloses. I will place five points along the handle from its upper joint to its lower "
+    "joint, avoiding the body of the mug and the shadow on the table.\n</think>\n"
+    "```json\n"
+    '[{"points": [[412, 233], [418, 241], [423, 250], [421, 259], [415, 266]], '
+    '"label": "the handle of the mug"}]\n'
+    "```"
+)
+
+
+# Synthetic scenes ------------------------------------------------------------------------------
+
+
+def intrinsics(width: int, height: int) -> CameraIntrinsics:
+    """A RealSense-like pinhole camera (about 69 degrees horizontal field of view)."""
+    focal = 0.727 * width
+    return CameraIntrinsics(fx=focal, fy=focal, cx=(width - 1) / 2, cy=(height - 1) / 2,
+                            width=width, height=height)
+
+
+def textured_rgb(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """Smooth shading, a few flat objects and mild sensor noise: JPEG-realistic content."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.empty((height, width, 3), np.float32)
+    image[..., 0] = 90 + 60 * cols / width
+    image[..., 1] = 110 + 50 * rows / height
+    image[..., 2] = 70 + 30 * np.sin(cols / 37.0) * np.cos(rows / 23.0)
+    for _ in range(6):
+        x, y = rng.integers(0, width - width // 6), rng.integers(0, height - height // 6)
+        w, h = rng.integers(width // 20, width // 6), rng.integers(height // 20, height // 6)
+        image[y:y + h, x:x + w] = rng.integers(20, 235, 3)
+    image += rng.normal(0.0, 3.0, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+class TabletopScene:
+    """A camera 0.7 m above a table, looking down at 50 degrees at a 12 x 8 x 9 cm box."""
+
+    camera_position = np.array([0.0, -0.6, 0.7])
+    box_min = np.array([-0.06, -0.04, 0.0])
+    box_max = np.array([0.06, 0.04, 0.09])
+
+    def __init__(self, width: int, height: int) -> None:
+        self.K = intrinsics(width, height)
+        forward = -self.camera_position / np.linalg.norm(self.camera_position)
+        right = np.cross(forward, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        self.world_from_camera = np.column_stack((right, np.cross(forward, right), forward))
+        self.depth_m = self._render(width, height)
+
+    def _render(self, width: int, height: int) -> np.ndarray:
+        """Optical-frame depth of table and box, by ray casting every pixel (NaN: no hit)."""
+        K = self.K
+        cols, rows = np.meshgrid(np.arange(width), np.arange(height))
+        rays_camera = np.stack(((cols - K.cx) / K.fx, (rows - K.cy) / K.fy, np.ones((height,
+                                                                                   width))))
+        rays = np.einsum("ij,jhw->hwi", self.world_from_camera, rays_camera)
+        origin = self.camera_position
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_table = np.where(rays[..., 2] < 0, -origin[2] / rays[..., 2], np.inf)
+            t_low = (self.box_min - origin) / rays
+            t_high = (self.box_max - origin) / rays
+        t_near = np.nanmax(np.minimum(t_low, t_high), axis=-1)
+        t_far = np.nanmin(np.maximum(t_low, t_high), axis=-1)
+        t_box = np.where((t_far >= t_near) & (t_near > 0), t_near, np.inf)
+        depth = np.minimum(t_table, t_box)
+        return np.where(np.isfinite(depth), depth, np.nan).astype(np.float32)
+
+    def depth_16uc1(self) -> np.ndarray:
+        """The depth as a camera driver sends it: uint16 millimetres, 0 where invalid."""
+        return np.nan_to_num(np.round(self.depth_m * 1000.0), nan=0.0).astype(np.uint16)
+
+    def box_pixels(self, margin: float = 4.0) -> tuple[float, float, float, float]:
+        """The box's 2D bounding box in the image, as a detector (the model) would give it."""
+        from mimo_embodied_ros.core.depth import project
+
+        corners = np.array([[x, y, z] for x in (self.box_min[0], self.box_max[0])
+                            for y in (self.box_min[1], self.box_max[1])
+                            for z in (self.box_min[2], self.box_max[2])])
+        pixels = project((corners - self.camera_position) @ self.world_from_camera, self.K)
+        (u1, v1), (u2, v2) = pixels.min(axis=0) - margin, pixels.max(axis=0) + margin
+        return float(u1), float(v1), float(u2), float(v2)
+
+
+# Stage timings ---------------------------------------------------------------------------------
+
+
+def median_ms(
+    run: Callable[[], object], min_reps: int = 15, min_seconds: float = 0.4, max_reps: int = 3000
+) -> float:
+    """Median wall time of `run` over enough repetitions (one warm-up call first)."""
+    from time import perf_counter
+
+    run()
+    samples: list[float] = []
+    started = perf_counter()
+    while len(samples) < max_reps and (
+        len(samples) < min_reps or perf_counter() - started < min_seconds
+    ):
+        begin = perf_counter()
+        run()
+        samples.append(perf_counter() - begin)
+    return statistics.median(samples) * 1e3
+
+
+def report(stage: str, width: int, height: int, **value: float) -> None:
+    ((name, number),) = value.items()
+    print(f"bench {stage} {width}x{height} {name}={number:.3f}", flush=True)
+
+
+def bench_stages(width: int, height: int) -> None:
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from mimo_embodied_ros.core.boxes3d import box_from_depth
+    from mimo_embodied_ros.core.depth import depth_to_metres, lift_point
+    from mimo_embodied_ros.core.parsing import parse_reply
+    from mimo_embodied_ros.core.prompts import Task
+    from mimo_embodied_ros.core.resize import resize_for_model, smart_resize
+    from mimo_embodied_ros.perception import QuerySettings
+    from mimo_embodied_ros.ros.images import (
+        array_to_image,
+        compressed_to_rgb,
+        image_msg_to_rgb,
+        rgb_to_compressed,
+    )
+
+    rgb = textured_rgb(width, height)
+    scene = TabletopScene(width, height)
+
+    # Messages as a subscription hands them over (deserialized), not as built in Python.
+    image_msg = deserialize_message(serialize_message(array_to_image(rgb, "rgb8")), Image)
+    report("decode", width, height, median_ms=median_ms(lambda: image_msg_to_rgb(image_msg)))
+    jpeg_msg = deserialize_message(serialize_message(rgb_to_compressed(rgb)), CompressedImage)
+    report("decode_jpeg", width, height, median_ms=median_ms(lambda: compressed_to_rgb(jpeg_msg)))
+
+    max_pixels = QuerySettings().max_pixels
+    resized = smart_resize(height, width, max_pixels=max_pixels)
+    print(f"# preprocess {width}x{height}: smart_resize + resize_for_model at max_pixels="
+          f"{max_pixels} (the default cap) -> {resized.width}x{resized.height}", flush=True)
+
+    def preprocess() -> np.ndarray:
+        size = smart_resize(height, width, max_pixels=max_pixels)
+        return resize_for_model(rgb, size)
+
+    report("preprocess", width, height, median_ms=median_ms(preprocess))
+    parsed = parse_reply(Task.POINT, POINTING_REPLY, True)
+    assert parsed.ok and len(parsed.points) == 5, parsed
+    report("parse", width, height,
+           median_ms=median_ms(lambda: parse_reply(Task.POINT, POINTING_REPLY, True)))
+
+    depth_mm = scene.depth_16uc1()
+    u1, v1, u2, v2 = scene.box_pixels()
+    points = [(u1 + (u2 - u1) * f, v1 + (v2 - v1) * f) for f in (0.3, 0.4, 0.5, 0.6, 0.7)]
+
+    def depth_lift() -> list:
+        metres = depth_to_metres(depth_mm, "16UC1")
+        return [lift_point(u, v, metres, scene.K)[0] for u, v in points]
+
+    lifted = depth_lift()
+    assert all(p is not None for p in lifted), "the synthetic scene has holes under the points"
+    report("depth_lift", width, height, median_ms=median_ms(depth_lift))
+
+    box_px = scene.box_pixels()
+    fitted = box_from_depth(scene.depth_m, scene.K, box_px)
+    assert fitted.ok and abs(fitted.box.size[2] - scene.box_max[2]) < 0.015, fitted
+    report("box3d", width, height, median_ms=median_ms(
+        lambda: box_from_depth(scene.depth_m, scene.K, box_px), min_reps=10))
+
+
+# Ingest: a camera publisher process and the real node ------------------------------------------
+
+
+def publish_camera(width: int, height: int, rate_hz: float, max_seconds: float) -> None:
+    """Child process: publish image + depth + camera_info with equal wall-clock stamps.
+
+    Runs until stdin closes (the benchmark is done) or max_seconds pass, then prints one JSON
+    line with what it published.
+    """
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
+
+    rclpy.init(domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+    node = Node("bench_camera")
+    qos = qos_profile_sensor_data
+    publishers = (
+        node.create_publisher(Image, "/camera/color/image_raw", qos),
+        node.create_publisher(Image, "/camera/depth/image_rect_raw", qos),
+        node.create_publisher(CameraInfo, "/camera/color/camera_info", qos),
+    )
+    scene = TabletopScene(width, height)
+    messages = (
+        array_to_image(textured_rgb(width, height), "rgb8"),
+        array_to_image(scene.depth_16uc1(), "16UC1"),
+        camera_info_from_intrinsics(scene.K),
+    )
+    for msg in messages:
+        msg.header.frame_id = "camera_color_optical_frame"
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    deadline = time.monotonic() + 15.0
+    while not all(p.get_subscription_count() for p in publishers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    period = 1.0 / rate_hz
+    started = time.monotonic()
+    next_tick = started
+    published = 0
+    while not stop.is_set() and time.monotonic() - started < max_seconds:
+        now_ns = time.time_ns()
+        for msg, publisher in zip(messages, publishers, strict=True):
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
+            publisher.publish(msg)
+        published += 1
+        next_tick += period
+        time.sleep(max(0.0, next_tick - time.monotonic()))
+    elapsed = time.monotonic() - started
+    print(json.dumps({"published": published, "seconds": elapsed}), flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+class QueryLoop:
+    """Back-to-back ~/instruct calls from a client node in a thread, so one is always in flight."""
+
+    def __init__(self, context, instruction: str) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+
+        from mimo_embodied_msgs.srv import Instruct
+
+        self._request = Instruct.Request(instruction=instruction)
+        self._node = Node("bench_client", context=context)
+        self._client = self._node.create_client(Instruct, "/mimo_embodied/instruct")
+        self._executor = SingleThreadedExecutor(context=context)
+        self._executor.add_node(self._node)
+        self._stop = threading.Event()
+        self.first_sent = threading.Event()
+        self.answers: list[tuple[bool, float, str]] = []  # success, frame age at call (s), message
+        if not self._client.wait_for_service(timeout_sec=10.0):
+            raise RuntimeError("the instruct service never appeared")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            sent = time.time()
+            future = self._client.call_async(self._request)
+            self.first_sent.set()
+            self._executor.spin_until_future_complete(future, timeout_sec=30.0)
+            response = future.result()
+            if response is None:
+                self.answers.append((False, float("nan"), "no answer within 30 s"))
+                continue
+            stamp = response.affordances.header.stamp
+            age = sent - (stamp.sec + stamp.nanosec * 1e-9)
+            self.answers.append((response.success, age, response.message))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=QUERY_DELAY_S + 30.0)
+        self._executor.shutdown()
+        self._node.destroy_node()
+
+
+@dataclass
+class IngestWindow:
+    fps: float  # frames the node's FrameSynchronizer synced per second
+    received: float  # colour images the node's callbacks took per second
+    depth_received: float
+    lag: float  # median lag of the latest synced frame, in publish periods
+    lag_max: float
+
+
+def measure_window(node, rate_hz: float, seconds: float) -> IngestWindow:
+    """Synced frames per second over the window, and how far the latest synced frame lags.
+
+    Lag = (wall clock now - stamp of the node's latest synced frame) x rate, sampled every
+    20 ms: the publisher stamps with the wall clock, so this is how many publish periods the
+    frame a query would use trails the newest one (transport time included; < 1 is ideal).
+    """
+    from mimo_embodied_ros.ros.sync import stamp_seconds
+
+    sync = node._sync
+    lags: list[float] = []
+    before = dict(sync.counts)
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        latest = sync.latest()
+        if latest is not None:
+            lags.append((time.time() - stamp_seconds(latest.image.header.stamp)) * rate_hz)
+        time.sleep(0.02)
+    elapsed = time.monotonic() - started
+    rates = {key: (sync.counts[key] - before[key]) / elapsed for key in before}
+    return IngestWindow(rates["synced"], rates["image"], rates["depth"],
+                        statistics.median(lags), max(lags))
+
+
+def bench_ingest(width: int, height: int, answers_file: str) -> None:
+    import rclpy
+    from rclpy.context import Context
+
+    from mimo_embodied_ros.runner import GraphRunner, load_graph
+
+    entry = next(e for e in load_graph("robot.yaml") if e["name"] == "mimo_embodied")
+    overrides = {"mimo_embodied": {
+        "backend": "scripted", "scripted.answers_file": answers_file,
+        "scripted.delay_s": QUERY_DELAY_S, "autostart": True,
+    }}
+    context = Context()
+    rclpy.init(context=context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+    runner = camera = queries = None
+    try:
+        runner = GraphRunner([entry], overrides, context)
+        node = runner.nodes["mimo_embodied"]
+        camera = subprocess.Popen(
+            [sys.executable, __file__, "--publish", f"{width}x{height}",
+             "--rate", str(CAMERA_RATE_HZ)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
+        )
+        deadline = time.monotonic() + 20.0
+        while node._sync.counts["synced"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if node._sync.counts["synced"] == 0:
+            raise RuntimeError(f"the node synced no frame: {node._sync.missing()}")
+        time.sleep(0.5)  # let discovery and the first bursts settle
+
+        idle_before = measure_window(node, CAMERA_RATE_HZ, INGEST_WINDOW_S)
+        queries = QueryLoop(context, INSTRUCTION)
+        queries.first_sent.wait(5.0)
+        time.sleep(0.1)  # the first call is now inside the model
+        busy = measure_window(node, CAMERA_RATE_HZ, INGEST_WINDOW_S)
+        queries.stop()
+        answered, queries = queries.answers, None
+        idle_after = measure_window(node, CAMERA_RATE_HZ, INGEST_WINDOW_S)
+
+        # Without a query: the mean of a window before and one after the query window, so slow
+        # drifts in DDS delivery do not read as an effect of the query.
+        report("ingest", width, height, fps=(idle_before.fps + idle_after.fps) / 2)
+        report("ingest_lag", width, height, frames=(idle_before.lag + idle_after.lag) / 2)
+        report("ingest_during_query", width, height, fps=busy.fps)
+        for name, window in (("before queries", idle_before), ("during queries", busy),
+                             ("after queries", idle_after)):
+            print(f"# ingest {width}x{height} {name}: synced {window.fps:.1f}/s, colour images "
+                  f"received {window.received:.1f}/s, depth {window.depth_received:.1f}/s, lag "
+                  f"median {window.lag:.2f} max {window.lag_max:.2f} frames", flush=True)
+        print(f"# ingest {width}x{height} queries: {queries_summary(answered)}", flush=True)
+    finally:
+        if queries is not None:
+            queries.stop()
+        if camera is not None:
+            out, _ = camera.communicate(timeout=30.0)  # closing stdin stops the publisher
+            stats = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+            if stats:
+                print(f"# camera {width}x{height}: published "
+                      f"{stats['published'] / stats['seconds']:.1f} frames/s", flush=True)
+        if runner is not None:
+            runner.shutdown()
+        context.try_shutdown()
+
+
+def queries_summary(loop_answers: list[tuple[bool, float, str]]) -> str:
+    ok = sum(1 for success, _, _ in loop_answers if success)
+    ages = [age for success, age, _ in loop_answers if success]
+    age = f", frame age at call {statistics.median(ages) * 1e3:.0f} ms" if ages else ""
+    return f"{len(loop_answers)} queries, {ok} succeeded{age}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--publish", metavar="WxH", help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=CAMERA_RATE_HZ, help=argparse.SUPPRESS)
+    parser.add_argument("--skip-ingest", action="store_true", help="only the CPU stages")
+    args = parser.parse_args()
+    if args.publish:
+        width, height = (int(v) for v in args.publish.split("x"))
+        publish_camera(width, height, args.rate, max_seconds=60.0)
+        return
+
+    import cv2
+
+    print(f"# machine: {os.cpu_count()} CPUs, {platform.platform()},"
+          f" python {platform.python_version()}, numpy {np.__version__}, opencv {cv2.__version__},"
+          f" ROS_DOMAIN_ID {os.environ['ROS_DOMAIN_ID']}", flush=True)
+    print("# stage timings: median of repeated time.perf_counter measurements, one thread",
+          flush=True)
+    started = time.monotonic()
+    for width, height in SIZES:
+        bench_stages(width, height)
+    if not args.skip_ingest:
+        print(f"# ingest: perception node (robot.yaml, scripted backend) in this process, camera "
+              f"publisher in another at {CAMERA_RATE_HZ:g} Hz; fps = frames the node's "
+              f"FrameSynchronizer synced per second over {INGEST_WINDOW_S:g} s windows; "
+              f"during_query: a {QUERY_DELAY_S:g} s scripted query is always in flight", flush=True)
+        print("# best-effort camera QoS: frames DDS drops never reach the node; compare the "
+              "published rate with the received one", flush=True)
+        with tempfile.TemporaryDirectory(prefix="mimo_bench_") as folder:
+            answers = Path(folder) / "answers.yaml"
+            answers.write_text(json.dumps({"*": POINTING_REPLY}))  # JSON is valid YAML
+            for width, height in SIZES:
+                bench_ingest(width, height, str(answers))
+    print(f"# total {time.monotonic() - started:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
