@@ -7,7 +7,6 @@ and a message an operator can act on.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -314,7 +313,3 @@ def _parse_failure_message(parsed: ParsedAnswer) -> str:
     }
     return reasons.get(parsed.status, f"the model's answer could not be read ({parsed.status})")
 
-
-def finite_or_nan(value: float | None) -> float:
-    """NaN for missing or non-finite values, for message fields that must hold a float."""
-    return float(value) if value is not None and math.isfinite(value) else float("nan")

@@ -15,6 +15,9 @@ from typing import Any
 from builtin_interfaces.msg import Time
 
 
+CLOCK_RESET_S = 1.0  # a stamp this much older than the latest frame means the clock restarted
+
+
 def stamp_seconds(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
@@ -103,7 +106,17 @@ class FrameSynchronizer:
                 default=None,
             )
             if best is not None and abs(stamp_seconds(best.header.stamp) - t_image) <= self._slop_s:
-                if self._latest is None or self._latest.image is not image:
+                if self._is_newer(image):
                     self._latest = SyncedFrame(image, best, None)
                     self.counts["synced"] += 1
                 return
+
+    def _is_newer(self, image: Any) -> bool:
+        """A late pair never replaces a newer one, but a clock jumping back (a simulator reset,
+        a looping bag) by more than CLOCK_RESET_S starts over."""
+        if self._latest is None:
+            return True
+        if self._latest.image is image:
+            return False
+        age = stamp_seconds(self._latest.image.header.stamp) - stamp_seconds(image.header.stamp)
+        return age < 0 or age > CLOCK_RESET_S

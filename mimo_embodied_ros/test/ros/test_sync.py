@@ -175,3 +175,13 @@ def test_concurrent_callbacks_keep_counts_and_pairs_consistent():
     assert abs(stamp_seconds(frame.image.header.stamp) - stamp_seconds(frame.depth.header.stamp)) \
         <= 0.001
     assert abs(stamp_seconds(frame.image.header.stamp) - stamps[-1]) < 1e-6
+
+
+def test_a_late_older_pair_does_not_replace_a_newer_one():
+    sync = FrameSynchronizer(slop_s=0.05)
+    sync.add_image(image(2.0))
+    sync.add_depth(depth(2.0))
+    sync.add_image(image(1.9))  # delivered late, 100 ms older
+    sync.add_depth(depth(1.9))
+    assert stamp_seconds(sync.latest().image.header.stamp) == 2.0
+    assert sync.counts["synced"] == 1
