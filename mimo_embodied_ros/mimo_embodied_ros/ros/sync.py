@@ -14,7 +14,6 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 
-
 CLOCK_RESET_S = 1.0  # a stamp this much older than the latest frame means the clock restarted
 
 
