@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 from conftest import spin_until, wait_for, write_answers
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rclpy.qos import qos_profile_sensor_data
@@ -364,3 +365,19 @@ def test_lifecycle_unloads_and_reloads_the_model_over_ros(node):
     assert change_state(node, Transition.TRANSITION_CONFIGURE)
     assert change_state(node, Transition.TRANSITION_ACTIVATE)
     assert_good_request(node)
+
+
+def test_diagnostics_report_missing_inputs_then_the_last_query(node):
+    statuses: list = []
+    node.client.create_subscription(
+        DiagnosticArray, "/diagnostics", lambda m: statuses.extend(m.status), 10)
+    assert spin_until(node.executor, lambda: statuses, 5.0), "no /diagnostics"
+    assert statuses[-1].level == DiagnosticStatus.WARN
+    assert statuses[-1].message == "no colour image received yet"
+    assert_good_request(node)
+    statuses.clear()
+    assert spin_until(node.executor, lambda: statuses, 5.0)
+    values = {kv.key: kv.value for kv in statuses[-1].values}
+    assert statuses[-1].level == DiagnosticStatus.OK
+    assert values["backend"] == "scripted" and values["inputs"] == "ok"
+    assert values["last_query"] == "1 of 1 point(s) located in 3D"
