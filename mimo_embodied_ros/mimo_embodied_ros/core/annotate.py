@@ -10,6 +10,9 @@ import numpy as np
 POINT_COLOUR = (255, 0, 255)  # RGB magenta: visible on tables, floors and most objects
 INVALID_COLOUR = (255, 160, 0)  # orange: a point or box without valid depth
 BOX_COLOUR = (0, 255, 0)
+CUBOID_COLOUR = (0, 200, 255)  # the 3D box, projected back into the image
+# Edges of a cuboid whose corner i has signs (bit 2, bit 1, bit 0) = (x, y, z), as Box3D.corners.
+CUBOID_EDGES = [(i, j) for i in range(8) for j in range(i + 1, 8) if (i ^ j) in (1, 2, 4)]
 
 
 def annotate(
@@ -17,8 +20,10 @@ def annotate(
     points: Iterable[tuple[float, float, bool, str]] = (),
     boxes: Iterable[tuple[Sequence[float], bool, str]] = (),
     caption: str = "",
+    cuboids: Iterable[np.ndarray] = (),
 ) -> np.ndarray:
-    """A copy of `rgb` with points (u, v, has_3d, label), boxes (xyxy, has_3d, label), caption."""
+    """A copy of `rgb` with points (u, v, has_3d, label), boxes (xyxy, has_3d, label), 3D boxes
+    as (8, 2) projected corners in Box3D.corners order, and a caption."""
     image = np.ascontiguousarray(rgb).copy()
     scale = max(image.shape[1] / 640.0, 0.5)
     thickness = max(int(round(2 * scale)), 1)
@@ -37,6 +42,12 @@ def annotate(
         colour = BOX_COLOUR if has_3d else INVALID_COLOUR
         cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_AA)
         _label(image, label, (x1, max(y1 - int(4 * scale), int(12 * scale))), scale)
+    for corners in cuboids:
+        if not np.all(np.isfinite(corners)):
+            continue
+        pixels = np.round(corners).astype(int)
+        for i, j in CUBOID_EDGES:
+            cv2.line(image, tuple(pixels[i]), tuple(pixels[j]), CUBOID_COLOUR, 1, cv2.LINE_AA)
     if caption:
         _label(image, caption[:90], (int(6 * scale), int(20 * scale)), scale)
     return image
@@ -46,5 +57,7 @@ def _label(image: np.ndarray, text: str, origin: tuple[int, int], scale: float) 
     if not text:
         return
     font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale
-    cv2.putText(image, text, origin, font, size, (0, 0, 0), 3, cv2.LINE_AA)
+    (width, height), baseline = cv2.getTextSize(text, font, size, 1)
+    x, y = origin
+    cv2.rectangle(image, (x - 2, y - height - 2), (x + width + 2, y + baseline), (0, 0, 0), -1)
     cv2.putText(image, text, origin, font, size, (255, 255, 255), 1, cv2.LINE_AA)

@@ -310,7 +310,7 @@ class PerceptionNode(LifecycleNode):
         now = time.monotonic()
         if rate > 0 and now - self._last_debug_image >= 1.0 / rate:
             self._last_debug_image = now
-            image = conversions.annotated_rgb(frame.rgb, result)
+            image = conversions.annotated_rgb(frame.rgb, result, frame.intrinsics)
             self._debug_pub.publish(array_to_image(image, "rgb8", header))
 
     def _publish_diagnostics(self) -> None:

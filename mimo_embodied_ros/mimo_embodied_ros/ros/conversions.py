@@ -20,6 +20,8 @@ from mimo_embodied_msgs.msg import (
 )
 from mimo_embodied_msgs.srv import Instruct
 from mimo_embodied_ros.core.annotate import annotate
+from mimo_embodied_ros.core.depth import project
+from mimo_embodied_ros.core.types import CameraIntrinsics
 from mimo_embodied_ros.perception import QueryResult
 
 NAN = float("nan")
@@ -158,12 +160,19 @@ def _duration(seconds: float) -> Duration:
     return Duration(sec=whole, nanosec=int((seconds - whole) * 1e9))
 
 
-def annotated_rgb(rgb: np.ndarray, result: QueryResult) -> np.ndarray:
-    """The debug image: the source frame with the query's points and boxes drawn."""
+def annotated_rgb(
+    rgb: np.ndarray, result: QueryResult, intrinsics: CameraIntrinsics | None = None
+) -> np.ndarray:
+    """The debug image: the source frame with the query's points, 2D boxes and (given the
+    intrinsics) 3D boxes projected back, so an operator sees whether the 3D estimate fits."""
     caption = f"{result.instruction} -> {result.message}"
+    cuboids = []
+    if intrinsics is not None:
+        cuboids = [project(o.box3d.corners(), intrinsics) for o in result.objects if o.box3d]
     return annotate(
         rgb,
         points=[(p.u, p.v, p.position is not None, p.model.label) for p in result.points],
         boxes=[(o.box_px, o.box3d is not None, o.model.label) for o in result.objects],
         caption=caption,
+        cuboids=cuboids,
     )
