@@ -57,6 +57,9 @@ def answers(tmp_path):
             GOOD: pointing_answer(),
             "unfinished thought": "<think>The target is probably at [10, 10] but",
             "garbage": "\x00}{][ lorem ipsum [[[ ]]] \\boxed{ <think>",
+            "is there a red cube on the table?": "<think>I see one.</think>\\boxed{Yes}",
+            "what is the next step to tidy the table?":
+                "1. Pick up the red cube.\n2. Put it in the tray.",
         },
     )
 
@@ -381,3 +384,14 @@ def test_diagnostics_report_missing_inputs_then_the_last_query(node):
     assert statuses[-1].level == DiagnosticStatus.OK
     assert values["backend"] == "scripted" and values["inputs"] == "ok"
     assert values["last_query"] == "1 of 1 point(s) located in 3D"
+
+
+def test_choice_and_plan_tasks_answer_in_text(node):
+    rgb, depth = scene()
+    node.publish_until_received(rgb, depth, K)
+    choice = node.instruct("is there a red cube on the table?")
+    assert choice.success and choice.task == "choice"
+    assert choice.answer == "yes" and choice.reasoning == "I see one."
+    plan = node.instruct("what is the next step to tidy the table?", thinking="no_think")
+    assert plan.success and plan.task == "plan"
+    assert list(plan.plan_steps) == ["Pick up the red cube.", "Put it in the tray."]
