@@ -98,6 +98,14 @@ class GraphRunner:
 
     def shutdown(self) -> None:
         self._executor.shutdown(timeout_sec=5.0)
+        if hasattr(self, "_thread"):
+            self._thread.join(timeout=5.0)
+        # rclpy 7.1's Executor.shutdown returns without waiting for callbacks in flight (it tests
+        # its shutdown flag right after setting it); wait for the worker pool so that no callback
+        # publishes on a node being destroyed.
+        workers = getattr(self._executor, "_executor", None)
+        if workers is not None:
+            workers.shutdown(wait=True)
         for node in self.nodes.values():
             node.destroy_node()
         self.nodes.clear()
