@@ -14,6 +14,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from visualization_msgs.msg import MarkerArray
 
 from mimo_embodied_msgs.msg import Affordances, Objects3D
 from mimo_embodied_ros.core.resize import smart_resize
@@ -72,6 +73,11 @@ class SimSession:
         self.node.create_subscription(Affordances, "/mimo_embodied/affordances",
                                       self.affordances.append, 10)
         self.node.create_subscription(Objects3D, "/mimo_embodied/objects", self.objects.append, 10)
+        self.markers: list[MarkerArray] = []
+        self.debug_images: list[Image] = []
+        self.node.create_subscription(MarkerArray, "/mimo_embodied/markers", self.markers.append, 10)
+        self.node.create_subscription(Image, "/mimo_embodied/debug_image",
+                                      self.debug_images.append, 10)
         camera = runner.nodes["tabletop_camera"]
         assert spin_until(self.executor, lambda: camera.scene.time >= SETTLE_S, 60.0)
         assert spin_until(self.executor, lambda: runner.nodes["mimo_embodied"]._sync.latest(), 20.0)
@@ -154,10 +160,13 @@ def test_every_output_carries_the_source_image_header(sim):
     session = sim(100352)
     response = session.ask("point at the handle of the mug", task="point")
     detect = session.ask("detect the red cube", task="detect")
-    assert spin_until(session.executor, lambda: session.affordances and session.objects, 5.0)
+    assert spin_until(session.executor, lambda: session.affordances and session.objects
+                      and len(session.markers) >= 2 and session.debug_images, 5.0)
     published = {(h.stamp.sec, h.stamp.nanosec) for h in session.camera_headers}
+    marker_headers = [m.header for array in session.markers for m in array.markers]
     for header in (response.affordances.header, detect.objects.header,
-                   session.affordances[-1].header, session.objects[-1].header):
+                   session.affordances[-1].header, session.objects[-1].header,
+                   session.debug_images[0].header, *marker_headers):
         assert header.frame_id == "camera_color_optical_frame"
         assert (header.stamp.sec, header.stamp.nanosec) in published
         assert header.stamp.sec > 0 or header.stamp.nanosec > 0  # sim time, not zero
