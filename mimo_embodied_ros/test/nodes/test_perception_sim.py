@@ -75,7 +75,8 @@ class SimSession:
         self.node.create_subscription(Objects3D, "/mimo_embodied/objects", self.objects.append, 10)
         self.markers: list[MarkerArray] = []
         self.debug_images: list[Image] = []
-        self.node.create_subscription(MarkerArray, "/mimo_embodied/markers", self.markers.append, 10)
+        self.node.create_subscription(MarkerArray, "/mimo_embodied/markers",
+                                      self.markers.append, 10)
         self.node.create_subscription(Image, "/mimo_embodied/debug_image",
                                       self.debug_images.append, 10)
         camera = runner.nodes["tabletop_camera"]
