@@ -5,7 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${VENV:-$ROOT/.venv}
-PYTHON=${PYTHON:-python3}
+# The ROS 2 Jazzy wheels are built for CPython 3.11 (cp311).
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "setup: needs Python 3.11 (the ROS 2 Jazzy wheels are cp311); set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
 
 # 1. System libraries: open3d needs libusb, MuJoCo renders offscreen with EGL or OSMesa.
 apt_packages=(libusb-1.0-0 libosmesa6 libegl1 libegl-mesa0 libgl1-mesa-dri)
