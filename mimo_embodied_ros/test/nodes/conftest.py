@@ -103,18 +103,22 @@ def call_instruct(
     client_node: Node, executor: SingleThreadedExecutor, instruction: str, task: str = "",
     thinking: str = "", timeout_s: float = 60.0,
 ) -> Instruct.Response:
-    """Call /mimo_embodied/instruct over DDS from a separate node and wait for the answer."""
-    client = client_node.create_client(Instruct, "/mimo_embodied/instruct")
-    try:
-        assert client.wait_for_service(timeout_sec=10.0), "instruct service never appeared"
-        future = client.call_async(
-            Instruct.Request(instruction=instruction, task=task, thinking=thinking)
-        )
-        spin_until(executor, future.done, timeout_s)
-        assert future.done(), f"no answer to '{instruction[:40]}' within {timeout_s} s"
-        return future.result()
-    finally:
-        client_node.destroy_client(client)
+    """Call /mimo_embodied/instruct over DDS from a separate node and wait for the answer.
+
+    The client is made once per node: each new client needs DDS discovery again, which on a
+    loaded machine can take seconds when a discovery packet has to be resent.
+    """
+    client = getattr(client_node, "instruct_client", None)
+    if client is None:
+        client = client_node.create_client(Instruct, "/mimo_embodied/instruct")
+        client_node.instruct_client = client
+    assert client.wait_for_service(timeout_sec=20.0), "instruct service never appeared"
+    future = client.call_async(
+        Instruct.Request(instruction=instruction, task=task, thinking=thinking)
+    )
+    spin_until(executor, future.done, timeout_s)
+    assert future.done(), f"no answer to '{instruction[:40]}' within {timeout_s} s"
+    return future.result()
 
 
 class PerceptionHarness:

@@ -345,29 +345,29 @@ def test_continuous_mode_reruns_the_standing_instruction_once_per_new_frame(perc
     assert received[-1].points[0].depth_valid
 
 
-def change_state(harness, transition_id: int) -> bool:
-    client = harness.client.create_client(ChangeState, "/mimo_embodied/change_state")
-    try:
-        assert client.wait_for_service(timeout_sec=5.0)
-        future = client.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
-        assert spin_until(harness.executor, future.done, 30.0)
-        return future.result().success
-    finally:
-        harness.client.destroy_client(client)
+def change_state(harness, client, transition_id: int) -> bool:
+    """One lifecycle transition through /mimo_embodied/change_state, as an operator would."""
+    future = client.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+    assert spin_until(harness.executor, future.done, 30.0)
+    return future.result().success
 
 
 def test_lifecycle_unloads_and_reloads_the_model_over_ros(node):
-    assert change_state(node, Transition.TRANSITION_DEACTIVATE)
+    # One client for every transition: each new client needs DDS discovery again.
+    client = node.client.create_client(ChangeState, "/mimo_embodied/change_state")
+    assert client.wait_for_service(timeout_sec=20.0), "lifecycle service never appeared"
+    assert change_state(node, client, Transition.TRANSITION_DEACTIVATE)
     rgb, depth = scene()
     node.publish_until_received(rgb, depth, K)
     response = node.instruct(GOOD)
     assert not response.success and "node is inactive" in response.message
-    assert change_state(node, Transition.TRANSITION_CLEANUP)
+    assert change_state(node, client, Transition.TRANSITION_CLEANUP)
     assert node.node._backend is None  # the model is unloaded
     assert "node is unconfigured" in node.instruct(GOOD).message
-    assert change_state(node, Transition.TRANSITION_CONFIGURE)
-    assert change_state(node, Transition.TRANSITION_ACTIVATE)
+    assert change_state(node, client, Transition.TRANSITION_CONFIGURE)
+    assert change_state(node, client, Transition.TRANSITION_ACTIVATE)
     assert_good_request(node)
+
 
 
 def test_diagnostics_report_missing_inputs_then_the_last_query(node):
