@@ -24,6 +24,8 @@ setup(
     entry_points={
         "console_scripts": [
             f"perception = {PACKAGE}.nodes.perception_node:main",
+            f"manipulation_bridge = {PACKAGE}.nodes.manipulation_bridge_node:main",
+            f"navigator = {PACKAGE}.nodes.navigator_node:main",
             f"run_graph = {PACKAGE}.runner:main",
         ],
     },

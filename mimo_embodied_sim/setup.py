@@ -24,6 +24,8 @@ setup(
     entry_points={
         "console_scripts": [
             f"tabletop_camera = {PACKAGE}.tabletop_camera_node:main",
+            f"pickplace_sim = {PACKAGE}.pickplace_sim_node:main",
+            f"apartment_sim = {PACKAGE}.apartment_sim_node:main",
         ],
     },
 )
