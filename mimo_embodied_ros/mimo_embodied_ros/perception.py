@@ -36,6 +36,9 @@ from mimo_embodied_ros.core.types import (
     ParsedAnswer,
 )
 
+POINT_TASKS = (Task.POINT, Task.REGION)
+"""Tasks whose answer is points (a region answer is a point on a map image plus names)."""
+
 
 @dataclass(frozen=True)
 class QuerySettings:
@@ -197,7 +200,7 @@ def run_query(
     seen = result.reply.image_sizes[0] if result.reply.image_sizes else result.resized
     result.resized = seen  # rescale with the exact size the model saw
     result.parsed = parse_reply(result.task, result.reply.text, settings.think)
-    if result.task is Task.POINT:
+    if result.task in POINT_TASKS:
         result.points = [_lift_point(p, frame, seen, settings) for p in result.parsed.points]
     elif result.task is Task.DETECT:
         result.objects = [_lift_box(b, frame, seen, settings) for b in result.parsed.boxes]
@@ -267,7 +270,7 @@ def _outcome(result: QueryResult, needs_depth: bool) -> tuple[bool, str]:
     assert parsed is not None and result.task is not None
     if not parsed.ok:
         return False, _parse_failure_message(parsed)
-    if result.task is Task.POINT:
+    if result.task in POINT_TASKS:
         return _count_message(
             "point",
             len(result.points),

@@ -29,6 +29,7 @@ _BOX_RE = re.compile(
     r"""["']?bbox_2d["']?\s*:\s*\[\s*""" + r"\s*,\s*".join([_NUMBER] * 4) + r"\s*\]"
 )
 _LABEL_RE = re.compile(r"""["']?label["']?\s*:\s*"((?:[^"\\]|\\.)*)\"""")
+_TARGET_RE = re.compile(r"""["']?target["']?\s*:\s*"((?:[^"\\]|\\.)*)\"""")
 _SCORE_RE = re.compile(
     r"""["']?(?:score|confidence)["']?\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"""
 )
@@ -382,7 +383,26 @@ _PARSERS: dict[Task, ParserFn] = {
     Task.CHOICE: parse_choice,
     Task.PLAN: parse_plan,
     Task.ANSWER: parse_free_text,
+    Task.REGION: parse_points,
 }
+
+
+def parse_region_target(answer: str) -> str | None:
+    """The "target" of a region answer (the object to look for in that region), or None.
+
+    Reads the first JSON object with a text "target" field; falls back to a tolerant pattern for
+    answers that are almost JSON. The caller passes the answer (text after </think>).
+    """
+    if not isinstance(answer, str):
+        return None
+    for entry in _dicts_with(_load_json(answer), ("target",)):
+        target = entry.get("target")
+        if isinstance(target, str) and target.strip():
+            return target.strip()
+    match = _TARGET_RE.search(answer)
+    if match and match.group(1).strip():
+        return _unescape(match.group(1)).strip()
+    return None
 
 
 def parse_reply(task: Task | str, text: str, think_mode: bool = True) -> ParsedAnswer:

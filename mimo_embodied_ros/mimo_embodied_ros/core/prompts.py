@@ -25,6 +25,13 @@ _DETECTION_TEMPLATE = (
     'Output a JSON in the format [{{"bbox_2d": [x1, y1, x2, y2], '
     '"label": "{{the_whole_description}}"}}, ...].'
 )
+_REGION_TEMPLATE = (
+    'This is a top-down map of the environment (free space white, obstacles black, unknown grey). '
+    'Instruction: "{ref}". Which region should the robot go to, and which object should it look '
+    'for there? Output a JSON in the format '
+    '[{{"points": [[x, y]], "label": "<region name>", "target": "<object to look for>"}}].'
+)
+_VISIBILITY_TEMPLATE = "Is there a {target} in the image?"
 _PLAN_QUESTION = "What is the immediate next step?"
 _PLAN_FORMAT = "Answer with the next step(s) as a short numbered list."
 
@@ -37,6 +44,7 @@ class Task(str, Enum):  # noqa: UP042 - StrEnum needs Python 3.11; Humble ships 
     CHOICE = "choice"
     PLAN = "plan"
     ANSWER = "answer"
+    REGION = "region"
 
 
 def _clean(text: str) -> str:
@@ -87,6 +95,21 @@ def plan_prompt(instruction: str) -> str:
     return f"Task: {cleaned}\n{_PLAN_QUESTION} {_PLAN_FORMAT}"
 
 
+def region_prompt(instruction: str) -> str:
+    """NavA3-style global stage: a point on a top-down map image, the region's name and the target.
+
+    The release ships no navigation prompt; the paper's demo reasons from a high-level instruction
+    ("I want to sleep") to a region and a point on the map, then to the object to find there. This
+    project prompt keeps the pointing prompt's JSON style and adds the region and target fields.
+    """
+    return _REGION_TEMPLATE.format(ref=_quoted_reference(instruction))
+
+
+def visibility_question(target: str) -> str:
+    """The yes/no question the navigator asks at each scan step (answered with \\boxed{yes/no})."""
+    return _VISIBILITY_TEMPLATE.format(target=_clean(target))
+
+
 def answer_prompt(question: str) -> str:
     """Free-form visual question answering: the user's question, unchanged."""
     return _clean(question)
@@ -98,6 +121,7 @@ _BUILDERS = {
     Task.CHOICE: choice_prompt,
     Task.PLAN: plan_prompt,
     Task.ANSWER: answer_prompt,
+    Task.REGION: region_prompt,
 }
 
 

@@ -232,7 +232,8 @@ class PerceptionNode(LifecycleNode):
             response.message = f"thinking must be '', 'think' or 'no_think', not '{thinking}'"
             return response
         think = self.param("model.think") if not thinking else thinking == "think"
-        result, header = self._query(request.instruction, request.task.strip(), think)
+        image = request.image if request.image.width > 0 else None
+        result, header = self._query(request.instruction, request.task.strip(), think, image=image)
         self.get_logger().info(
             f"instruct '{request.instruction[:80]}': {'ok' if result.success else 'failed'}: "
             f"{result.message}"
@@ -252,35 +253,34 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().warning(f"continuous query failed: {result.message}")
 
     def _query(
-        self, instruction: str, task: str, think: bool, synced: SyncedFrame | None = None
+        self,
+        instruction: str,
+        task: str,
+        think: bool,
+        synced: SyncedFrame | None = None,
+        image: Image | None = None,
     ) -> tuple[QueryResult, Header]:
-        """Run one query on the latest frame and publish its outputs; never raises."""
-        header = Header()
+        """Run one query and publish its outputs; never raises.
+
+        The frame is ``image`` when given (e.g. a rendered map: pixels only, nothing published on
+        the camera-frame topics), else ``synced`` or the latest synchronized camera frame.
+        """
         if not self._active:
             state = "inactive" if self._backend is not None else "unconfigured"
             return QueryResult(
                 success=False, instruction=instruction,
                 message=f"node is {state}: configure and activate it (lifecycle) first",
-            ), header
-        synced = synced or self._sync.latest()
-        frame = None
-        if synced is None:
-            waiting = self._sync.missing() or "no frame yet"
-            return QueryResult(success=False, instruction=instruction,
-                               message=f"no camera frame to answer on: {waiting}"), header
-        header = synced.image.header
-        if self.param("use_depth") and synced.camera_info is None:
-            topic = self.param("camera_info_topic")
-            return QueryResult(success=False, instruction=instruction,
-                               message=f"no camera_info received on {topic}"), header
-        try:
-            frame = self._frame_from(synced)
-        except (ImageConversionError, ValueError) as error:
-            return QueryResult(success=False, instruction=instruction,
-                               message=f"camera frame rejected: {error}"), header
-        settings = self._settings()
-        if not think:
-            settings = QuerySettings(**{**settings.__dict__, "think": False})
+            ), Header()
+        frame, header, problem = (
+            self._request_frame(image) if image is not None else self._camera_frame(synced)
+        )
+        if frame is None:
+            return QueryResult(success=False, instruction=instruction, message=problem), header
+        settings = QuerySettings(**{
+            **self._settings().__dict__,
+            "think": think,
+            "require_depth": image is None and self.param("use_depth"),
+        })
         with self._backend_lock:
             backend = self._backend
             if backend is None:
@@ -292,13 +292,37 @@ class PerceptionNode(LifecycleNode):
                 self.get_logger().error(f"query failed unexpectedly: {error!r}")
                 result = QueryResult(success=False, instruction=instruction,
                                      message=f"internal error: {error!r}")
-        self._publish(result, header, frame)
+        self._publish(result, header, frame, camera_frame=image is None)
         self._last = {"message": result.message, "total_ms": result.timings_ms.get("total_ms")}
         return result, header
 
-    def _publish(self, result: QueryResult, header: Header, frame: Frame) -> None:
+    def _camera_frame(self, synced: SyncedFrame | None) -> tuple[Frame | None, Header, str]:
+        """The latest synchronized camera frame, or why there is none."""
+        synced = synced or self._sync.latest()
+        if synced is None:
+            waiting = self._sync.missing() or "no frame yet"
+            return None, Header(), f"no camera frame to answer on: {waiting}"
+        header = synced.image.header
+        if self.param("use_depth") and synced.camera_info is None:
+            return None, header, f"no camera_info received on {self.param('camera_info_topic')}"
+        try:
+            return self._frame_from(synced), header, ""
+        except (ImageConversionError, ValueError) as error:
+            return None, header, f"camera frame rejected: {error}"
+
+    def _request_frame(self, image: Image) -> tuple[Frame | None, Header, str]:
+        """A frame from an image sent with the request (no depth, no intrinsics)."""
+        try:
+            rgb = image_msg_to_rgb(image)
+        except (ImageConversionError, ValueError) as error:
+            return None, image.header, f"request image rejected: {error}"
+        return Frame(rgb=rgb, depth_m=None, intrinsics=None), image.header, ""
+
+    def _publish(
+        self, result: QueryResult, header: Header, frame: Frame, camera_frame: bool = True
+    ) -> None:
         backend = self.param("backend")
-        if result.reply is not None:
+        if result.reply is not None and camera_frame:
             if result.task is Task.POINT:
                 self._affordances_pub.publish(conversions.affordances_msg(result, header, backend))
             elif result.task is Task.DETECT:

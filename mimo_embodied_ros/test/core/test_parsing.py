@@ -14,6 +14,7 @@ from mimo_embodied_ros.core.parsing import (
     parse_free_text,
     parse_plan,
     parse_points,
+    parse_region_target,
     parse_reply,
     split_thinking,
 )
@@ -295,3 +296,27 @@ def test_parse_reply_dispatches_on_task() -> None:
 @pytest.mark.parametrize("task", list(Task))
 def test_parse_reply_not_text(task: Task) -> None:
     assert parse_reply(task, 42, True).status == "not_text"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("answer", "target"),
+    [
+        ('[{"points": [[10, 20]], "label": "bedroom", "target": "bed"}]', "bed"),
+        ('```json\n[{"points": [[1, 2]], "label": "kitchen", "target": " fridge "}]\n```',
+         "fridge"),
+        ('Go to the kitchen. {"points": [[1, 2]], "target": "the fridge", ', "the fridge"),
+        ('[{"points": [[10, 20]], "label": "bedroom"}]', None),
+        ('[{"target": ""}]', None),
+        ("", None),
+    ],
+)
+def test_parse_region_target(answer, target):
+    assert parse_region_target(answer) == target
+
+
+def test_region_replies_are_read_as_points_with_region_labels():
+    text = ('<think>Sleep means bed.</think>'
+            '[{"points": [[37, 52]], "label": "bedroom", "target": "bed"}]')
+    parsed = parse_reply("region", text)
+    assert parsed.ok and parsed.reasoning == "Sleep means bed."
+    assert [(p.x, p.y, p.label) for p in parsed.points] == [(37.0, 52.0, "bedroom")]

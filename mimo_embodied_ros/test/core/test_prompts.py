@@ -18,6 +18,8 @@ from mimo_embodied_ros.core.prompts import (
     detection_prompt,
     plan_prompt,
     pointing_prompt,
+    region_prompt,
+    visibility_question,
 )
 
 # Copied from model-io.md, with <REF> where the description goes.
@@ -30,7 +32,7 @@ OFFICIAL_POINTING = (
 def test_constants_are_the_official_strings() -> None:
     assert SYSTEM_PROMPT == "You are a helpful assistant."
     assert NO_THINK_SUFFIX == " /no_think"
-    assert [task.value for task in Task] == ["point", "detect", "choice", "plan", "answer"]
+    assert [task.value for task in Task] == ["point", "detect", "choice", "plan", "answer", "region"]
     assert Task("point") is Task.POINT
 
 
@@ -197,3 +199,18 @@ def test_check_instruction_on_decoded_bad_bytes() -> None:
     assert "U+FFFD" in (check_instruction(decoded, max_chars=100) or "")
     escaped = b"grasp the \xff cup".decode("utf-8", errors="surrogateescape")
     assert "surrogate" in (check_instruction(escaped, max_chars=100) or "")
+
+
+def test_region_prompt_quotes_the_instruction_and_asks_for_point_label_and_target() -> None:
+    text = region_prompt('  I want to "sleep"  ')
+    assert 'Instruction: "I want to \'sleep\'".' in text
+    assert text.startswith("This is a top-down map")
+    assert '"label": "<region name>", "target": "<object to look for>"}]' in text
+    assert build_task_text(Task.REGION, "I want to sleep", think=False).endswith(NO_THINK_SUFFIX)
+
+
+def test_visibility_question_is_a_yes_no_choice_question() -> None:
+    assert visibility_question(" bed ") == "Is there a bed in the image?"
+    assert choose_task(visibility_question("fridge")) is Task.CHOICE
+    with pytest.raises(ValueError):
+        visibility_question("  ")

@@ -101,7 +101,7 @@ def spin_until(executor: SingleThreadedExecutor, condition: Callable[[], Any],
 
 def call_instruct(
     client_node: Node, executor: SingleThreadedExecutor, instruction: str, task: str = "",
-    thinking: str = "", timeout_s: float = 60.0,
+    thinking: str = "", timeout_s: float = 60.0, image: Image | None = None,
 ) -> Instruct.Response:
     """Call /mimo_embodied/instruct over DDS from a separate node and wait for the answer.
 
@@ -113,9 +113,10 @@ def call_instruct(
         client = client_node.create_client(Instruct, "/mimo_embodied/instruct")
         client_node.instruct_client = client
     assert client.wait_for_service(timeout_sec=20.0), "instruct service never appeared"
-    future = client.call_async(
-        Instruct.Request(instruction=instruction, task=task, thinking=thinking)
-    )
+    request = Instruct.Request(instruction=instruction, task=task, thinking=thinking)
+    if image is not None:
+        request.image = image
+    future = client.call_async(request)
     spin_until(executor, future.done, timeout_s)
     assert future.done(), f"no answer to '{instruction[:40]}' within {timeout_s} s"
     return future.result()

@@ -395,3 +395,40 @@ def test_choice_and_plan_tasks_answer_in_text(node):
     plan = node.instruct("what is the next step to tidy the table?", thinking="no_think")
     assert plan.success and plan.task == "plan"
     assert list(plan.plan_steps) == ["Pick up the red cube.", "Put it in the tray."]
+
+
+def test_region_query_on_a_request_image_needs_no_camera(perception, tmp_path):
+    """A map image sent with the request is answered in its own pixels, with no depth."""
+    from mimo_embodied_ros.core.parsing import parse_region_target
+    from mimo_embodied_ros.ros.images import array_to_image
+
+    map_w, map_h = 200, 160
+    resized = smart_resize(map_h, map_w, max_pixels=MAX_PIXELS)
+    x, y = source_to_model(150.0, 40.0, resized, ImageSize(map_w, map_h))
+    body = json.dumps([{"points": [[round(x), round(y)]], "label": "bedroom", "target": "bed"}])
+    answers = write_answers(
+        tmp_path / "region.yaml", {"I want to sleep": f"<think>Bed.</think>{body}"}
+    )
+    harness = perception(**{"backend": "scripted", "scripted.answers_file": answers,
+                            "model.max_pixels": MAX_PIXELS})
+    wait_for(lambda: harness.node._active, what="node active")
+    received = []
+    harness.client.create_subscription(
+        Affordances, "/mimo_embodied/affordances", received.append, 10
+    )
+    image = array_to_image(np.full((map_h, map_w, 3), 255, np.uint8), "rgb8")
+    image.header.frame_id = "map"
+    response = harness.instruct("I want to sleep", task="region", image=image)
+    assert response.success, response.message
+    assert response.task == "region"
+    point = response.affordances.points[0]
+    assert abs(point.u - 150.0) < 1.5 and abs(point.v - 40.0) < 1.5
+    assert point.in_image and not point.depth_valid
+    assert point.label == "bedroom" and response.affordances.header.frame_id == "map"
+    assert parse_region_target(response.answer) == "bed"
+    spin_until(harness.executor, lambda: received, 0.5)
+    assert not received, "map-image points must not be published as camera-frame affordances"
+
+    broken = array_to_image(np.zeros((4, 4), np.uint16), "mono16")
+    response = harness.instruct("I want to sleep", task="region", image=broken)
+    assert not response.success and "request image rejected" in response.message
