@@ -32,7 +32,8 @@ OFFICIAL_POINTING = (
 def test_constants_are_the_official_strings() -> None:
     assert SYSTEM_PROMPT == "You are a helpful assistant."
     assert NO_THINK_SUFFIX == " /no_think"
-    assert [task.value for task in Task] == ["point", "detect", "choice", "plan", "answer", "region"]
+    tasks = ["point", "detect", "choice", "plan", "answer", "region"]
+    assert [task.value for task in Task] == tasks
     assert Task("point") is Task.POINT
 
 
