@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO / "mimo_embodied_ros"
 LAUNCH_FILES = sorted((PACKAGE_DIR / "launch").glob("*.launch.py"))
 GRAPH_FILES = sorted(
-    p for p in (PACKAGE_DIR / "config").glob("*.yaml") if "nodes" in yaml.safe_load(p.read_text())
+    p for p in (PACKAGE_DIR / "config").glob("*.yaml")
+    if "nodes" in (yaml.safe_load(p.read_text()) or {})
 )
 RVIZ_FILES = sorted((PACKAGE_DIR / "rviz").glob("*.rviz"))
 INSTALL = REPO / "install"
