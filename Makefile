@@ -3,13 +3,19 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 ENV = source scripts/env.sh
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo perception-demo sim-eval test lint bench clean
 
 setup:
 	bash scripts/setup.sh
 
 demo: setup
 	$(ENV) 61 && python -m mimo_embodied_sim.demo --out out/demo
+
+perception-demo: setup
+	$(ENV) 61 && python -m mimo_embodied_sim.perception_demo --out out/perception_demo
+
+sim-eval: setup
+	$(ENV) 64 && python -m mimo_embodied_sim.sim_eval
 
 test: setup
 	$(ENV) 62 && ruff check . && python -m pytest -p no:cacheprovider

@@ -1,6 +1,6 @@
 """Headless demo: the perception node answers questions about the simulated tabletop camera.
 
-    make demo        # python -m mimo_embodied_sim.demo --out out/demo
+    make perception-demo   # python -m mimo_embodied_sim.perception_demo --out out/perception_demo
 
 Starts the sim_tabletop graph (MuJoCo RGB-D camera + the `mimo_embodied` node) in one process,
 asks the node's ~/instruct service a few questions over DDS, saves the node's annotated debug
@@ -101,7 +101,8 @@ def ground_truth_errors(scene: TabletopScene, q: Question, response: Instruct.Re
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/demo", help="folder for PNGs and summary.json")
+    parser.add_argument("--out", default="out/perception_demo",
+                        help="folder for PNGs and summary.json")
     parser.add_argument("--backend", default="scripted",
                         choices=("scripted", "transformers", "openai"))
     parser.add_argument("--model-path", default="", help="checkpoint folder (transformers)")
