@@ -18,6 +18,7 @@ import yaml
 from rclpy.context import Context
 from rclpy.node import Node
 
+from mimo_embodied_ros.launch_support import PERCEPTION_ARGUMENTS, node_parameters_for
 from mimo_embodied_ros.ros.params import config_dir
 from mimo_embodied_ros.runner import load_graph, node_class, run_graph
 
@@ -79,8 +80,19 @@ def test_launch_file_names_existing_graph_and_rviz_config(launch_file):
             "ros__parameters"
         ].keys()
     )
-    for parameter in constants["PERCEPTION_ARGUMENTS"].values():
+    for parameter in PERCEPTION_ARGUMENTS.values():
         assert parameter.split(".")[0] in perception_parameters, parameter
+    assert "graph_launch_description(DEFAULT_GRAPH, RVIZ_CONFIG)" in launch_file.read_text()
+
+
+def test_launch_parameters_are_files_then_overrides_then_arguments():
+    entry = {"package": "mimo_embodied_ros", "executable": "perception",
+             "parameters": ["perception.yaml"], "overrides": {"backend": "scripted"}}
+    files, overrides = node_parameters_for(entry, True, {"backend": "openai"})
+    assert Path(files) == config_dir() / "perception.yaml"
+    assert overrides == {"backend": "openai", "use_sim_time": True}
+    other = {**entry, "executable": "navigator", "overrides": {}}
+    assert node_parameters_for(other, False, {"backend": "openai"})[1] == {"use_sim_time": False}
 
 
 @pytest.mark.parametrize("graph", GRAPH_FILES, ids=lambda p: p.name)
