@@ -31,6 +31,12 @@ GRAPH_FILES = sorted(
 )
 RVIZ_FILES = sorted((PACKAGE_DIR / "rviz").glob("*.rviz"))
 INSTALL = REPO / "install"
+# The simulated graph each RViz config is checked against.
+RVIZ_GRAPHS = {
+    "perception.rviz": "sim_tabletop.yaml",
+    "manipulation.rviz": "sim_pickplace.yaml",
+    "navigation.rviz": "sim_apartment.yaml",
+}
 
 
 def module_constants(path: Path) -> dict[str, object]:
@@ -124,7 +130,7 @@ def test_rviz_config_shows_topics_the_nodes_publish(rviz_file, context, tmp_path
     answers = tmp_path / "answers.yaml"
     answers.write_text("'*': '[]'\n")
     overrides = {"mimo_embodied": {"scripted.answers_file": str(answers)}}
-    with run_graph("sim_tabletop.yaml", overrides, context) as runner:
+    with run_graph(RVIZ_GRAPHS[rviz_file.name], overrides, context) as runner:
         probe = Node("topic_probe", context=context)
         deadline = time.monotonic() + 15.0
         missing = wanted
