@@ -1,0 +1,318 @@
+"""The manipulation bridge over DDS: perception node (scripted) + bridge + a real MoveArm server.
+
+One graph serves every test of this file (starting nodes and DDS discovery dominate the time); each
+test writes the answers the scripted model gives, and changes bridge parameters it needs, then
+restores them. The camera looks straight down at a table (base z = 0) with a 4 cm cube on it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rclpy
+from action_msgs.msg import GoalStatus
+from arm_server import LinearArmServer
+from conftest import PERCEPTION_ENTRY, CameraFeed, spin_until, write_answers
+from rclpy.action import ActionClient
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from scipy.spatial.transform import Rotation
+
+from mimo_embodied_msgs.action import PickPlace
+from mimo_embodied_msgs.msg import PickPlaceTarget
+from mimo_embodied_ros.core.resize import smart_resize
+from mimo_embodied_ros.core.types import CameraIntrinsics
+from mimo_embodied_ros.runner import GraphRunner
+from mimo_embodied_sim.answers import pointing_answer
+
+BRIDGE_ENTRY = {
+    "package": "mimo_embodied_ros",
+    "plugin": "mimo_embodied_ros.nodes.manipulation_bridge_node:ManipulationBridgeNode",
+    "name": "manipulation_bridge",
+    "parameters": ["manipulation.yaml"],
+}
+WIDTH, HEIGHT = 320, 240
+K = CameraIntrinsics(fx=300.0, fy=300.0, cx=159.5, cy=119.5, width=WIDTH, height=HEIGHT)
+CAMERA_POSITION = np.array([0.5, 0.1, 0.9])
+# Optical x = -base y, optical y = -base x, optical z = -base z (looking down).
+CAMERA_ROTATION = Rotation.from_matrix([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
+CUBE_CENTER_XY, CUBE_SIZE = np.array([0.5, 0.0]), 0.04
+PLACE_XY = np.array([0.45, 0.25])
+RESIZED = smart_resize(HEIGHT, WIDTH, max_pixels=1003520, min_pixels=3136)
+
+
+def pixel_of(base_xyz: np.ndarray) -> tuple[float, float]:
+    camera = CAMERA_ROTATION.inv().apply(np.asarray(base_xyz) - CAMERA_POSITION)
+    return K.fx * camera[0] / camera[2] + K.cx, K.fy * camera[1] / camera[2] + K.cy
+
+
+def render_depth() -> np.ndarray:
+    """Depth (metres) of the table plane and the cube's top face, seen straight down."""
+    cols, rows = np.meshgrid(np.arange(WIDTH) + 0.0, np.arange(HEIGHT) + 0.0)
+    rays = np.stack(((cols - K.cx) / K.fx, (rows - K.cy) / K.fy, np.ones_like(cols)), axis=-1)
+    directions = CAMERA_ROTATION.apply(rays.reshape(-1, 3)).reshape(HEIGHT, WIDTH, 3)
+    depth = np.full((HEIGHT, WIDTH), CAMERA_POSITION[2], dtype=np.float32)  # table at z = 0
+    top_depth = CAMERA_POSITION[2] - CUBE_SIZE
+    top_xy = CAMERA_POSITION[:2] + directions[..., :2] * top_depth
+    on_top = np.all(np.abs(top_xy - CUBE_CENTER_XY) <= CUBE_SIZE / 2, axis=-1)
+    depth[on_top] = top_depth
+    return depth
+
+
+def answer(base_xyz: np.ndarray | None, label: str) -> str:
+    if base_xyz is None:
+        return "<think>\nI cannot see it.\n</think>\n[]"
+    return pointing_answer([pixel_of(base_xyz)], (WIDTH, HEIGHT), RESIZED, label)
+
+
+CUBE_TOP = np.array([*CUBE_CENTER_XY, CUBE_SIZE])
+PLACE = np.array([*PLACE_XY, 0.0])
+
+
+class Graph:
+    """Perception + bridge (sim executor) + arm server + camera + an action client."""
+
+    def __init__(self, context: Context, answers_file: Path) -> None:
+        self.answers_file = answers_file
+        self.set_answers({"the red cube": answer(CUBE_TOP, "the red cube"),
+                          "the blue plate": answer(PLACE, "the blue plate")})
+        quaternion = CAMERA_ROTATION.as_quat()
+        self.runner = GraphRunner(
+            [PERCEPTION_ENTRY, BRIDGE_ENTRY],
+            {
+                "mimo_embodied": {"backend": "scripted",
+                                  "scripted.answers_file": str(answers_file),
+                                  "debug_image.max_rate_hz": 0.0},
+                "manipulation_bridge": {
+                    "executor": "sim",
+                    "camera_to_base.translation": CAMERA_POSITION.tolist(),
+                    "camera_to_base.rotation_xyzw": quaternion.tolist(),
+                    "perception_timeout_s": 10.0,
+                },
+            },
+            context,
+        )
+        self.bridge = self.runner.nodes["manipulation_bridge"]
+        self.arm = LinearArmServer(context)
+        self.camera = CameraFeed(context)
+        self.client_node = Node("test_pick_place_client", context=context)
+        self.targets: list[PickPlaceTarget] = []
+        self.client_node.create_subscription(
+            PickPlaceTarget, "/manipulation_bridge/targets", self.targets.append, 10)
+        self.client = ActionClient(self.client_node, PickPlace, "/manipulation_bridge/pick_place")
+        self.executor = SingleThreadedExecutor(context=context)
+        for node in (self.client_node, self.camera.node):
+            self.executor.add_node(node)
+        self.depth = render_depth()
+        self.rgb = np.full((HEIGHT, WIDTH, 3), 128, dtype=np.uint8)
+        self.publish_frame()
+        assert self.client.wait_for_server(timeout_sec=20.0), "pick_place action never appeared"
+
+    def set_answers(self, answers: dict[str, str]) -> None:
+        write_answers(self.answers_file, answers)
+        time.sleep(0.01)  # a new mtime_ns even on coarse clocks: the backend re-reads the file
+
+    def publish_frame(self) -> None:
+        """Publish frames until both the perception node and the bridge have one."""
+        sync = self.runner.nodes["mimo_embodied"]._sync
+        before = sync.counts["synced"]
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            self.camera.publish(self.rgb, self.depth, K)
+            self.executor.spin_once(timeout_sec=0.1)
+            if sync.counts["synced"] > before and self.bridge._buffer.counts()[0] > 0:
+                return
+        raise AssertionError("the nodes never received a camera frame")
+
+    def set_bridge(self, **values: Any) -> None:
+        self.bridge.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+
+    def send(self, goal: PickPlace.Goal, timeout_s: float = 30.0,
+             cancel_when: Any = None) -> tuple[int, PickPlace.Result, list[str]]:
+        stages: list[str] = []
+        future = self.client.send_goal_async(goal, lambda f: stages.append(f.feedback.stage))
+        assert spin_until(self.executor, future.done, 10.0), "goal never answered"
+        handle = future.result()
+        assert handle.accepted
+        result_future = handle.get_result_async()
+        if cancel_when is not None:
+            assert spin_until(self.executor, cancel_when, timeout_s), "cancel condition never met"
+            handle.cancel_goal_async()
+        assert spin_until(self.executor, result_future.done, timeout_s), "no result in time"
+        response = result_future.result()
+        return response.status, response.result, stages
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.client.destroy()
+        self.client_node.destroy_node()
+        self.camera.node.destroy_node()
+        self.arm.close()
+        self.runner.shutdown()
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Graph]:
+    context = Context()
+    rclpy.init(context=context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+    harness = Graph(context, tmp_path_factory.mktemp("bridge") / "answers.yaml")
+    yield harness
+    harness.close()
+    context.try_shutdown()
+
+
+@pytest.fixture(autouse=True)
+def fresh_arm(graph: Graph) -> Iterator[None]:
+    graph.arm.goals.clear()
+    graph.arm.speed_m_s = 2.0
+    graph.targets.clear()
+    yield
+    graph.set_bridge(**{"workspace.max_reach": 0.855,
+                        "instruct_service": "/mimo_embodied/instruct",
+                        "perception_timeout_s": 10.0})
+
+
+def test_instruction_executes_every_stage_on_the_arm(graph: Graph) -> None:
+    status, result, stages = graph.send(
+        PickPlace.Goal(instruction="put the red cube on the blue plate"))
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    assert result.success and result.failed_stage == ""
+    assert stages[:3] == ["parsing", "perceiving", "planning"]
+    assert stages[3:] == ["pre_grasp", "open_gripper", "grasp", "close_gripper", "lift",
+                          "pre_place", "place", "open_gripper", "retreat", "done"]
+    target = result.target
+    assert target.header.frame_id == "panda_link0"
+    assert target.approach == "top_down"
+    grasp = np.array([target.grasp.position.x, target.grasp.position.y, target.grasp.position.z])
+    assert np.linalg.norm(grasp[:2] - CUBE_CENTER_XY) < 0.01
+    assert 0.0 < grasp[2] < CUBE_SIZE
+    assert abs(target.object_width - CUBE_SIZE) < 0.01
+    place = np.array([target.place.position.x, target.place.position.y])
+    assert np.linalg.norm(place - PLACE_XY) < 0.01
+    # The arm got the grasp pose as a straight move, then a close command.
+    moves = [g for g in graph.arm.goals if g.move_pose]
+    assert len(moves) == 6 and len(graph.arm.goals) == 9
+    assert moves[1].cartesian and abs(moves[1].target.pose.position.z - grasp[2]) < 1e-6
+    assert spin_until(graph.executor, lambda: graph.targets, 5.0), "no ~/targets message"
+
+
+def test_object_not_found(graph: Graph) -> None:
+    graph.set_answers({"the green pear": answer(None, "the green pear"),
+                       "the blue plate": answer(PLACE, "the blue plate")})
+    status, result, _ = graph.send(PickPlace.Goal(object_description="the green pear",
+                                                  place_description="the blue plate"))
+    assert status == GoalStatus.STATUS_ABORTED
+    assert not result.success and result.failed_stage == "perceive_pick"
+    assert "not found" in result.message and "the green pear" in result.message
+    assert graph.arm.goals == []
+
+
+@pytest.mark.parametrize("where", ["outside_image", "no_depth"])
+def test_place_point_invalid(graph: Graph, where: str) -> None:
+    if where == "outside_image":
+        place = pointing_answer([(WIDTH + 30, 20)], (WIDTH, HEIGHT), RESIZED, "the shelf")
+    else:  # a pixel whose depth is a hole
+        graph.depth = render_depth()
+        u, v = pixel_of(PLACE)
+        graph.depth[int(v) - 10: int(v) + 10, int(u) - 10: int(u) + 10] = np.nan
+        graph.publish_frame()
+        place = answer(PLACE, "the shelf")
+    graph.set_answers({"the red cube": answer(CUBE_TOP, "the red cube"), "the shelf": place})
+    try:
+        status, result, _ = graph.send(PickPlace.Goal(instruction="put the red cube on the shelf"))
+    finally:
+        graph.depth = render_depth()
+        graph.publish_frame()
+    assert status == GoalStatus.STATUS_ABORTED
+    assert result.failed_stage == "perceive_place", result.message
+    assert "invalid" in result.message
+    assert graph.arm.goals == []
+
+
+def test_target_out_of_reach(graph: Graph) -> None:
+    graph.set_answers({"the red cube": answer(CUBE_TOP, "the red cube"),
+                       "the blue plate": answer(PLACE, "the blue plate")})
+    graph.set_bridge(**{"workspace.max_reach": 0.45})
+    status, result, _ = graph.send(PickPlace.Goal(instruction="put the red cube on the blue plate"))
+    assert status == GoalStatus.STATUS_ABORTED
+    assert result.failed_stage == "workspace"
+    assert "max reach 0.45" in result.message and "before any motion" in result.message
+    assert graph.arm.goals == []  # refused before any motion
+    # The refused target is still published for the operator to inspect.
+    assert spin_until(graph.executor, lambda: graph.targets, 5.0)
+
+
+def test_perception_timeout(graph: Graph) -> None:
+    graph.set_bridge(instruct_service="/nobody/instruct", perception_timeout_s=1.0)
+    started = time.monotonic()
+    status, result, _ = graph.send(PickPlace.Goal(instruction="put the red cube on the blue plate"))
+    assert status == GoalStatus.STATUS_ABORTED
+    assert result.failed_stage == "perceive_pick"
+    assert "perception timeout" in result.message and "/nobody/instruct" in result.message
+    assert time.monotonic() - started < 10.0
+    # The node keeps serving: the next goal with the right service succeeds.
+    graph.set_bridge(instruct_service="/mimo_embodied/instruct", perception_timeout_s=10.0)
+    status, result, _ = graph.send(PickPlace.Goal(instruction="put the red cube on the blue plate"))
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+
+
+def test_perception_slower_than_timeout(graph: Graph) -> None:
+    backend = graph.runner.nodes["mimo_embodied"]._backend
+    backend.delay_s = 2.0  # the scripted model's latency
+    graph.set_bridge(perception_timeout_s=0.5)
+    try:
+        status, result, _ = graph.send(PickPlace.Goal(instruction="put the red cube on the "
+                                                                  "blue plate"))
+    finally:
+        backend.delay_s = 0.0
+    assert status == GoalStatus.STATUS_ABORTED
+    assert result.failed_stage == "perceive_pick"
+    assert "did not answer" in result.message and "perception timeout" in result.message
+    time.sleep(2.0)  # let the late answer drain before the next test
+
+
+def test_cancel_mid_motion(graph: Graph) -> None:
+    graph.set_answers({"the red cube": answer(CUBE_TOP, "the red cube"),
+                       "the blue plate": answer(PLACE, "the blue plate")})
+    graph.arm.speed_m_s = 0.02  # slow enough to cancel during the first motion
+    status, result, stages = graph.send(
+        PickPlace.Goal(instruction="put the red cube on the blue plate"),
+        cancel_when=graph.arm.moving.is_set)
+    assert status == GoalStatus.STATUS_CANCELED
+    assert not result.success and result.failed_stage == "cancelled"
+    assert "canceled" in result.message
+    assert graph.arm.canceled_goals == 1
+    assert len(graph.arm.goals) == 1  # nothing was sent after the cancel
+    first = graph.arm.goals[0].target.pose.position
+    target = np.array([first.x, first.y, first.z])
+    assert np.linalg.norm(graph.arm.position - target) > 0.01  # stopped short of the target
+    assert not graph.arm.moving.is_set()
+    assert "pre_grasp" in stages
+
+
+def test_explicit_points_skip_perception(graph: Graph) -> None:
+    graph.set_answers({})  # the model is not asked: any question would fail
+    goal = PickPlace.Goal(use_points=True)
+    goal.pick_point.header.frame_id = "panda_link0"
+    goal.pick_point.point.x, goal.pick_point.point.y, goal.pick_point.point.z = CUBE_TOP.tolist()
+    goal.place_point.header.frame_id = "camera_color_optical_frame"
+    place_camera = CAMERA_ROTATION.inv().apply(PLACE - CAMERA_POSITION)
+    goal.place_point.point.x, goal.place_point.point.y, goal.place_point.point.z = (
+        place_camera.tolist())
+    status, result, _ = graph.send(goal)
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    place = result.target.place_point
+    np.testing.assert_allclose([place.x, place.y, place.z], PLACE, atol=1e-9)
+    assert np.linalg.norm(np.array([result.target.grasp.position.x,
+                                    result.target.grasp.position.y]) - CUBE_CENTER_XY) < 0.01
+    goal.place_point.header.frame_id = "map"
+    status, result, _ = graph.send(goal)
+    assert result.failed_stage == "perceive_place" and "'map'" in result.message
