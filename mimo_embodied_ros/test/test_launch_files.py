@@ -19,7 +19,7 @@ from rclpy.context import Context
 from rclpy.node import Node
 
 from mimo_embodied_ros.launch_support import PERCEPTION_ARGUMENTS, node_parameters_for
-from mimo_embodied_ros.ros.params import config_dir
+from mimo_embodied_ros.ros.params import config_dir, node_parameters
 from mimo_embodied_ros.runner import load_graph, node_class, run_graph
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,6 +113,17 @@ def test_graph_names_existing_executables_plugins_and_parameter_files(graph):
             assert parameter_file.is_file(), parameter_file
             document = yaml.safe_load(parameter_file.read_text())
             assert entry["name"] in document, f"{name} has no section for node {entry['name']}"
+
+
+@pytest.mark.parametrize("graph", GRAPH_FILES, ids=lambda p: p.name)
+def test_graph_overrides_name_parameters_the_node_declares(graph):
+    """A typo in a profile (e.g. a topic parameter) would otherwise be a silent no-op."""
+    for entry in load_graph(graph):
+        declared = {"use_sim_time"}
+        for name in entry.get("parameters", []):
+            declared |= set(node_parameters(config_dir(entry["package"]) / name, entry["name"]))
+        unknown = set(entry.get("overrides") or {}) - declared
+        assert not unknown, f"{graph.name}: {entry['name']} has no parameters {sorted(unknown)}"
 
 
 @pytest.fixture
