@@ -43,7 +43,7 @@ from mimo_embodied_ros.core.navmap import GridSpec, world_to_map_pixel
 from mimo_embodied_ros.core.prompts import visibility_question
 from mimo_embodied_ros.core.types import CameraIntrinsics, ImageSize
 from mimo_embodied_sim.answers import pointing_answer, to_resized_pixel
-from mimo_embodied_sim.tabletop import _OffscreenRenderer, mujoco
+from mimo_embodied_sim.tabletop import OffscreenRenderer, mujoco
 
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
 RESOLUTION = 0.05
@@ -435,7 +435,7 @@ class ApartmentWorld:
         self._lock = threading.RLock()
         self._grid, self._spec = self._rasterise()
         self._build_planner()
-        self._renderer = _OffscreenRenderer(self.model, width, height)
+        self._renderer = OffscreenRenderer(self.model, width, height)
         self._cache: dict[str, tuple] = {}
         self.reset(seed)
 

@@ -34,7 +34,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from mimo_embodied_ros.core.types import CameraIntrinsics, ImageSize
 from mimo_embodied_sim.answers import pointing_answer
-from mimo_embodied_sim.tabletop import _OffscreenRenderer, mujoco
+from mimo_embodied_sim.tabletop import OffscreenRenderer, mujoco
 
 TABLE_TOP_Z = 0.0
 """Height of the table top in the base frame (the Panda stands on the table), metres."""
@@ -400,7 +400,7 @@ class PickPlaceWorld:
         mujoco.mj_forward(self.model, self.data)
         self._phases: list[_Phase] = []
         self._last_status = MotionStatus(True, True, "idle", 0.0)
-        self._renderer = _OffscreenRenderer(self.model, width, height)
+        self._renderer = OffscreenRenderer(self.model, width, height)
 
     def _index_model(self) -> None:
         m = self.model

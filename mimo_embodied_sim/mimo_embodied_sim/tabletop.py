@@ -282,7 +282,7 @@ def noisy_depth(
 # Off-screen rendering (one GL context per scene)
 # ---------------------------------------------------------------------------------------------
 
-_LIVE_RENDERERS: weakref.WeakSet[_OffscreenRenderer] = weakref.WeakSet()
+_LIVE_RENDERERS: weakref.WeakSet[OffscreenRenderer] = weakref.WeakSet()
 _EXIT_HOOK_REGISTERED = False
 
 
@@ -305,7 +305,7 @@ def _release_egl() -> None:
                            egl_ext.EGL_NO_SURFACE, egl_ext.EGL_NO_CONTEXT)
 
 
-class _OffscreenRenderer:
+class OffscreenRenderer:
     """MuJoCo's low-level render API with a GL context chosen from MUJOCO_GL."""
 
     def __init__(self, model: mujoco.MjModel, width: int, height: int) -> None:
@@ -452,7 +452,7 @@ class TabletopScene:
         self.data.qvel[:] = 0.0
         self.data.time = 0.0
         mujoco.mj_forward(self.model, self.data)
-        self._renderer = _OffscreenRenderer(self.model, width, height)
+        self._renderer = OffscreenRenderer(self.model, width, height)
 
     # -- lifecycle and physics ----------------------------------------------------------------
 
