@@ -24,11 +24,9 @@ import os
 import tempfile
 from pathlib import Path
 
-import rclpy
 from geometry_msgs.msg import Pose, PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
 from nav_msgs.msg import Path as PathMsg
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -46,6 +44,7 @@ from std_srvs.srv import Trigger
 from mimo_embodied_ros.core.resize import smart_resize
 from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
 from mimo_embodied_ros.ros.params import declare_from_config
+from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_sim.answers import write_answers_file
 from mimo_embodied_sim.apartment import (
     CONFIG_FILE,
@@ -328,17 +327,7 @@ class ApartmentSimNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ApartmentSimNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(ApartmentSimNode, args)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Pose
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, qos_profile_system_default
 from rclpy.task import Future
@@ -46,6 +44,7 @@ from mimo_embodied_msgs.action import MoveArm
 from mimo_embodied_ros.core.resize import smart_resize
 from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
 from mimo_embodied_ros.ros.params import declare_from_config
+from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_sim.answers import write_answers_file
 from mimo_embodied_sim.pickplace import MotionStatus, PickPlaceWorld
 from mimo_embodied_sim.tabletop import noisy_depth
@@ -369,19 +368,7 @@ class PickPlaceSimNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PickPlaceSimNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(PickPlaceSimNode, args, num_threads=2)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ read ground truth for exactly what was published.
 from __future__ import annotations
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, qos_profile_system_default
 from rclpy.time import Time
@@ -29,6 +27,7 @@ from std_msgs.msg import Header
 
 from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
 from mimo_embodied_ros.ros.params import declare_from_config
+from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_sim.tabletop import TabletopScene, noisy_depth
 
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
@@ -122,17 +121,7 @@ class TabletopCameraNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = TabletopCameraNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(TabletopCameraNode, args)
 
 
 if __name__ == "__main__":

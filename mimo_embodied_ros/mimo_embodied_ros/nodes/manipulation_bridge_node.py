@@ -36,11 +36,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -74,6 +72,7 @@ from mimo_embodied_ros.ros.images import (
 )
 from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_ros.ros.qos import qos_by_name
+from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_ros.ros.sync import stamp_seconds
 
 NODE_NAME = "manipulation_bridge"
@@ -504,17 +503,7 @@ class ManipulationBridgeNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = ManipulationBridgeNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(ManipulationBridgeNode, args)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,8 @@ import threading
 import time
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -39,6 +37,7 @@ from mimo_embodied_ros.ros.images import (
 )
 from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_ros.ros.qos import qos_by_name
+from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_ros.ros.sync import FrameSynchronizer, SyncedFrame
 
 NODE_NAME = "mimo_embodied"
@@ -364,17 +363,7 @@ class PerceptionNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = PerceptionNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(PerceptionNode, args)
 
 
 if __name__ == "__main__":
