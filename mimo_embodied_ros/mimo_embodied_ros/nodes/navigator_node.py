@@ -19,13 +19,11 @@ from contextlib import suppress
 from typing import Any
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Point, PointStamped, Pose, PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -61,7 +59,9 @@ from mimo_embodied_ros.ros.navigation_markers import (
     pose_stamped,
 )
 from mimo_embodied_ros.ros.params import declare_from_config
+from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_ros.ros.sync import stamp_seconds
+from mimo_embodied_ros.ros.tf_pose import TfPoseSampler, TfUnavailableError
 
 NODE_NAME = "navigator"
 
@@ -83,6 +83,9 @@ PARAMETERS: dict[str, str] = {
     "instruct_timeout_s": "Max wait for one model answer, seconds.",
     "map_topic": "nav_msgs/OccupancyGrid (transient local, as map_server publishes it).",
     "robot_pose_topic": "geometry_msgs/PoseStamped of base_link in the map frame.",
+    "robot_pose_source": "Where the base pose comes from: topic (robot_pose_topic) or tf.",
+    "base_frame": "Robot base frame looked up in TF (robot_pose_source tf).",
+    "tf_rate_hz": "Rate of TF lookups of map -> base_frame (robot_pose_source tf).",
     "goal_pose_topic": "geometry_msgs/PoseStamped goals (what stock Nav2 listens to).",
     "cmd_vel_topic": "geometry_msgs/Twist for turning in place while scanning.",
     "goal_interface": "goal_pose (topic) or nav2_action (NavigateToPose, needs nav2_msgs).",
@@ -167,9 +170,22 @@ class NavigatorNode(Node):
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(OccupancyGrid, self.param("map_topic"), self._on_map, map_qos,
                                  callback_group=self._io_group)
-        # Best effort matches both reliable and best-effort pose publishers.
-        self.create_subscription(PoseStamped, self.param("robot_pose_topic"), self._on_pose,
-                                 qos_profile_sensor_data, callback_group=self._io_group)
+        self._setup_error = ""
+        self._tf_poses: TfPoseSampler | None = None
+        if self.param("robot_pose_source") == "tf":
+            try:
+                self._tf_poses = TfPoseSampler(
+                    self, self._add_pose, self.param("map_frame"), self.param("base_frame"),
+                    self.param("tf_rate_hz"), self._io_group)
+            except TfUnavailableError as error:
+                self._setup_error = str(error)
+        else:
+            if self.param("robot_pose_source") != "topic":
+                self._setup_error = ("robot_pose_source must be 'topic' or 'tf', not "
+                                     f"'{self.param('robot_pose_source')}'")
+            # Best effort matches both reliable and best-effort pose publishers.
+            self.create_subscription(PoseStamped, self.param("robot_pose_topic"), self._on_pose,
+                                     qos_profile_sensor_data, callback_group=self._io_group)
         self._goal_pub = self.create_publisher(PoseStamped, self.param("goal_pose_topic"), 10)
         self._cmd_vel_pub = self.create_publisher(Twist, self.param("cmd_vel_topic"), 10)
         self._goals_pub = self.create_publisher(NavigationGoal, "~/goals", 10)
@@ -179,14 +195,13 @@ class NavigatorNode(Node):
                                             callback_group=self._io_group)
 
         self._nav2: Nav2GoalSender | None = None
-        self._setup_error = ""
         interface = self.param("goal_interface")
         if interface == "nav2_action":
             try:
                 self._nav2 = Nav2GoalSender(self, self.param("nav2_action_name"), self._io_group)
             except Nav2UnavailableError as error:
                 self._setup_error = str(error)
-        elif interface != "goal_pose":
+        elif interface != "goal_pose" and not self._setup_error:
             self._setup_error = (f"goal_interface must be 'goal_pose' or 'nav2_action', "
                                  f"not '{interface}'")
         if self._setup_error:
@@ -228,8 +243,11 @@ class NavigatorNode(Node):
             yaw = navmap.quaternion_to_yaw(q.x, q.y, q.z, q.w)
         except ValueError:
             return
-        self._poses.add(stamp_seconds(msg.header.stamp),
-                        Pose2D(msg.pose.position.x, msg.pose.position.y, yaw))
+        self._add_pose(stamp_seconds(msg.header.stamp), msg.pose.position.x,
+                       msg.pose.position.y, yaw)
+
+    def _add_pose(self, stamp_s: float, x: float, y: float, yaw: float) -> None:
+        self._poses.add(stamp_s, Pose2D(x, y, yaw))
 
     # Action ------------------------------------------------------------------------------------
 
@@ -604,17 +622,7 @@ class NavigatorNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = NavigatorNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(NavigatorNode, args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ mimo_embodied_sim/test/test_eval_navigation.py.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -416,5 +417,24 @@ def test_nav2_action_without_nav2_msgs_fails_clearly(ros_context: Context):
                          parameter_overrides=[Parameter("goal_interface", value="nav2_action")])
     try:
         assert "nav2_msgs" in node._setup_error and "goal_pose" in node._setup_error
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tf2_ros") is not None, reason="tf2_ros is installed")
+def test_tf_pose_source_without_tf2_fails_clearly(ros_context: Context):
+    node = NavigatorNode(context=ros_context,
+                         parameter_overrides=[Parameter("robot_pose_source", value="tf")])
+    try:
+        assert "tf2_ros" in node._setup_error and "'topic'" in node._setup_error
+    finally:
+        node.destroy_node()
+
+
+def test_unknown_pose_source_fails_clearly(ros_context: Context):
+    node = NavigatorNode(context=ros_context,
+                         parameter_overrides=[Parameter("robot_pose_source", value="gps")])
+    try:
+        assert "robot_pose_source must be 'topic' or 'tf'" in node._setup_error
     finally:
         node.destroy_node()
