@@ -1,12 +1,15 @@
 """Issue 4's closed-loop bar: >= 9 of 10 seeded apartment episodes reach their target.
 
 The real graph runs (apartment sim, perception node with the scripted backend reading the
-simulator's oracle answers, navigator) over DDS on loopback; about 5 minutes on 2 CPU cores.
+simulator's oracle answers, navigator) over DDS on loopback; the base drives and turns in real
+time, so this takes about 9-10 minutes on 2 CPU cores (hence its own timeout).
 """
 
 from __future__ import annotations
 
 import os
+
+import pytest
 
 os.environ.setdefault("ROS_DOMAIN_ID", "66")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # never leave this machine
@@ -14,6 +17,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # never leave this ma
 from mimo_embodied_sim.eval_navigation import evaluate_navigation  # noqa: E402
 
 
+@pytest.mark.timeout(1500)
 def test_navigation_success_over_ten_seeded_episodes():
     result = evaluate_navigation(episodes=10, seed=0)
     summary = "\n".join(
