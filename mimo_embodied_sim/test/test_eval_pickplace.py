@@ -14,6 +14,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from mimo_embodied_sim.eval_pickplace import evaluate_pickplace  # noqa: E402
 
 
+@pytest.mark.timeout(900)  # 10 episodes in real-time-ish simulation; more on a loaded machine
 @pytest.mark.parametrize(("noise_px", "required"), [(0.0, 9), (5.0, 8)])
 def test_pickplace_success_rate(noise_px: float, required: int) -> None:
     result = evaluate_pickplace(episodes=10, noise_px=noise_px, seed=0)
