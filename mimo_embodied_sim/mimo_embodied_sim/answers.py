@@ -10,6 +10,8 @@ land outside the resized image on purpose: consumers must report such points, no
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -97,11 +99,22 @@ def box_answer(
 
 def write_answers_file(path: str | Path, mapping: Mapping[str, str]) -> Path:
     """Write the scripted backend's answers file: a YAML mapping instruction -> answer text
-    (key '*' answers any other instruction). Returns the path written."""
+    (key '*' answers any other instruction). Returns the path written.
+
+    Atomic (a temporary file beside it, then a rename): simulators rewrite the file while the
+    perception node reads it, and a reader must never see a half-written file.
+    """
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
         raise TypeError("answers must map instruction strings to answer strings")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", encoding="utf-8") as stream:
-        yaml.safe_dump(dict(mapping), stream, allow_unicode=True, sort_keys=False, width=10_000)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            yaml.safe_dump(dict(mapping), stream, allow_unicode=True, sort_keys=False,
+                           width=10_000)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return target

@@ -20,9 +20,6 @@ for the scripted perception backend. `node.world` is the ApartmentWorld for in-p
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from pathlib import Path
 
 from geometry_msgs.msg import Pose, PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
@@ -110,22 +107,6 @@ def _pose_message(x: float, y: float, yaw: float) -> Pose:
 def _yaw_of(pose: Pose) -> float:
     q = pose.orientation
     return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-
-
-def write_atomically(path: str | Path, answers: dict[str, str]) -> Path:
-    """Write the answers YAML to a temp file beside `path`, then rename it over `path`, so a
-    reader never sees a half-written file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    try:
-        write_answers_file(temporary, answers)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
 
 
 class ApartmentSimNode(Node):
@@ -267,7 +248,7 @@ class ApartmentSimNode(Node):
         answers = self.world.oracle_answers(
             self.camera_resized, self.map_resized, self.map_pixels_per_cell,
             noise_px=self.answer_noise_px, seed=self.answer_seed + self.answers_written)
-        write_atomically(self.answers_file, answers)
+        write_answers_file(self.answers_file, answers)
         self.answers_written += 1
 
     # -- loop and callbacks -------------------------------------------------------------------

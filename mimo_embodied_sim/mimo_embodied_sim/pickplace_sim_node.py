@@ -20,8 +20,6 @@ without re-rendering, to keep CPU use low. In-process users read `node.world`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,20 +79,6 @@ class _ActiveGoal:
     handle: ServerGoalHandle
     done: Future
     last_feedback_s: float = -1.0
-
-
-def write_text_atomically(path: Path, answers: dict[str, str]) -> None:
-    """Write the answers YAML to a temporary file beside `path`, then rename it over `path`, so a
-    reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        write_answers_file(temporary, answers)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class PickPlaceSimNode(Node):
@@ -240,7 +224,7 @@ class PickPlaceSimNode(Node):
                 return None
             answers = self.world.oracle_answers(self.model_resized, self.answer_noise_px,
                                                 self.answer_seed + self.answers_written)
-            write_text_atomically(self.answers_path, answers)
+            write_answers_file(self.answers_path, answers)
             self.answers_written += 1
             return self.answers_path
 

@@ -115,3 +115,11 @@ def test_answers_file_round_trips_through_yaml(tmp_path) -> None:
     assert yaml.safe_load(path.read_text(encoding="utf-8")) == mapping
     with pytest.raises(TypeError):
         write_answers_file(tmp_path / "bad.yaml", {"x": 1})  # type: ignore[dict-item]
+
+
+def test_answers_file_is_replaced_whole_and_leaves_no_temporary_files(tmp_path):
+    path = tmp_path / "answers.yaml"
+    write_answers_file(path, {"a": "first"})
+    write_answers_file(path, {"b": "second"})
+    assert yaml.safe_load(path.read_text()) == {"b": "second"}
+    assert [p.name for p in tmp_path.iterdir()] == ["answers.yaml"]
