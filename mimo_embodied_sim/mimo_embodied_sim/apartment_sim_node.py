@@ -20,6 +20,8 @@ for the scripted perception backend. `node.world` is the ApartmentWorld for in-p
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 from geometry_msgs.msg import Pose, PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
@@ -110,7 +112,7 @@ def _yaw_of(pose: Pose) -> float:
 
 
 class ApartmentSimNode(Node):
-    """Advances the apartment on a wall-clock timer and bridges it to ROS topics."""
+    """Advances the apartment on a wall-clock loop thread and bridges it to ROS topics."""
 
     def __init__(self, **node_kwargs: object) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
@@ -161,6 +163,11 @@ class ApartmentSimNode(Node):
         self._next_frame_time = 0.0
         self._last_motion_time = 0.0
         self._answers_stale = True
+        # The world is stepped by a loop thread, not an executor timer: a timer whose callback
+        # (a camera render) outlasts its period stays ready and makes rclpy's executors spin hot,
+        # starving the very callback they wait on. Callbacks and the loop share this lock.
+        self.lock = threading.RLock()
+        self._stop = threading.Event()
 
         self.map_publisher = self.create_publisher(OccupancyGrid, "/map", MAP_QOS)
         self.color_publisher = self.create_publisher(
@@ -183,7 +190,9 @@ class ApartmentSimNode(Node):
         self.publish_frame()
         self._next_frame_time = self.world.time + 1.0 / self.camera_rate_hz
         self.write_answers()
-        self.timer = self.create_timer(1.0 / physics_rate_hz, self.tick)
+        self._loop = threading.Thread(target=self._run, args=(1.0 / physics_rate_hz,),
+                                      name="apartment_sim_loop", daemon=True)
+        self._loop.start()
         translation, rotation = self.world.camera_to_base()
         self.get_logger().info(
             f"apartment episode seed {self.seed}: '{self.world.episode().instruction}'; camera "
@@ -253,6 +262,19 @@ class ApartmentSimNode(Node):
 
     # -- loop and callbacks -------------------------------------------------------------------
 
+    def _run(self, period_s: float) -> None:
+        """Tick every ``period_s`` of wall time; when a tick runs late, skip rather than burst."""
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                with self.lock:
+                    self.tick()
+            except Exception as error:  # noqa: BLE001 - a bad tick is logged; the loop goes on
+                self.get_logger().error(f"simulation tick failed: {error!r}",
+                                        throttle_duration_sec=5.0)
+            next_tick = max(next_tick + period_s, time.monotonic())
+            self._stop.wait(next_tick - time.monotonic())
+
     def tick(self) -> None:
         """Advance one tick of sim time; publish state; a camera frame when one is due; the
         answers once the base has been at rest for settle_s after moving."""
@@ -278,31 +300,37 @@ class ApartmentSimNode(Node):
                 f"'{self.map_frame}' (no TF here)")
             return
         x, y, yaw = message.pose.position.x, message.pose.position.y, _yaw_of(message.pose)
-        if self.world.set_goal(x, y, yaw):
+        with self.lock:
+            accepted = self.world.set_goal(x, y, yaw)
+            self.publish_plan()
+        if accepted:
             self.get_logger().info(f"goal ({x:.2f}, {y:.2f}, {math.degrees(yaw):.0f} deg): "
                                    f"path of {len(self.world.path())} points")
         else:
             self.get_logger().warn(f"goal ({x:.2f}, {y:.2f}) is unreachable")
-        self.publish_plan()
 
     def on_cmd_vel(self, message: Twist) -> None:
-        self.world.set_velocity(message.linear.x, message.angular.z)
+        with self.lock:
+            self.world.set_velocity(message.linear.x, message.angular.z)
 
     def on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> (
             Trigger.Response):
-        self.seed += 1
-        self.world.reset(self.seed)
-        self._last_motion_time = self.world.time
-        self.publish_map()
-        self.publish_state()
-        self.publish_frame()
-        self._next_frame_time = self.world.time + 1.0 / self.camera_rate_hz
-        self.write_answers()
+        with self.lock:
+            self.seed += 1
+            self.world.reset(self.seed)
+            self._last_motion_time = self.world.time
+            self.publish_map()
+            self.publish_state()
+            self.publish_frame()
+            self._next_frame_time = self.world.time + 1.0 / self.camera_rate_hz
+            self.write_answers()
         response.success = True
         response.message = f"episode seed {self.seed}: '{self.world.episode().instruction}'"
         return response
 
     def destroy_node(self) -> None:
+        self._stop.set()
+        self._loop.join(timeout=5.0)
         self.world.close()
         super().destroy_node()
 

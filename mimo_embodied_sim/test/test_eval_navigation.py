@@ -2,7 +2,7 @@
 
 The real graph runs (apartment sim, perception node with the scripted backend reading the
 simulator's oracle answers, navigator) over DDS on loopback; the base drives and turns in real
-time, so this takes about 9-10 minutes on 2 CPU cores (hence its own timeout).
+time, so this takes about 7 minutes on 2 CPU cores (hence its own timeout).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # never leave this ma
 from mimo_embodied_sim.eval_navigation import evaluate_navigation  # noqa: E402
 
 
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(1200)
 def test_navigation_success_over_ten_seeded_episodes():
     result = evaluate_navigation(episodes=10, seed=0)
     summary = "\n".join(
