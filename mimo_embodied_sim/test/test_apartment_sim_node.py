@@ -160,3 +160,22 @@ def test_reset_service_starts_next_episode(graph):
     assert future.result().success and sim.seed == seed + 1
     assert sim.world.episode() == sim.world.instruction_table()[(seed + 1) % len(
         sim.world.instruction_table())]
+
+
+def test_failing_tick_is_logged_and_the_loop_goes_on(graph, monkeypatch):
+    executor, sim, _, inbox = graph
+    real_tick, failures = sim.tick, []
+
+    def tick_failing_twice() -> None:
+        if len(failures) < 2:
+            failures.append(True)
+            raise RuntimeError("renderer lost its context")
+        real_tick()
+
+    monkeypatch.setattr(sim, "tick", tick_failing_twice)
+    assert spin_until(executor, lambda: len(failures) == 2, 10.0)
+    time_after_failures = sim.world.time
+    poses_before = len(inbox["pose"])
+    assert spin_until(executor, lambda: sim.world.time > time_after_failures + 0.5
+                      and len(inbox["pose"]) > poses_before, 10.0)
+    assert sim._loop.is_alive()
