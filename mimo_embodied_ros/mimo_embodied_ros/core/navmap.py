@@ -224,12 +224,10 @@ def reachable(
     """
     mask = free_space_mask(grid, spec, robot_radius, unknown_is_free) if free_mask is None \
         else free_mask
-    start = _nearest_free_cell(mask, spec, *start_xy, robot_radius + spec.resolution)
     goal = _nearest_free_cell(mask, spec, *goal_xy, 0.0)
-    if start is None or goal is None:
+    if goal is None:
         return False
-    labels, _ = ndimage.label(mask, structure=EIGHT_CONNECTED)
-    return bool(labels[start[1], start[0]] == labels[goal[1], goal[0]] != 0)
+    return bool(reachable_mask(mask, spec, start_xy, robot_radius)[goal[1], goal[0]])
 
 
 def reachable_mask(

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import rclpy
 from action_msgs.msg import GoalStatus
+from conftest import wait_for
 from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid
 from rclpy.action import ActionClient
@@ -265,7 +266,7 @@ class Harness:
         self.goals.clear()
         # The navigator has the new map and a pose from after the reset.
         stamp = self.base.last_stamp
-        wait_until(lambda: self.navigator._poses.latest()
+        wait_for(lambda: self.navigator._poses.latest()
                    and self.navigator._poses.latest()[0] > stamp + 0.05, 5.0)
 
     def navigate(self, instruction: str, cancel_when: Callable[[list], bool] | None = None,
@@ -274,13 +275,13 @@ class Harness:
         sent = self.client.send_goal_async(NavigateTo.Goal(instruction=instruction),
                                            feedback_callback=lambda m: feedback.append(
                                                m.feedback))
-        handle = wait_until(lambda: sent.done() and sent.result(), 10.0)
+        handle = wait_for(lambda: sent.done() and sent.result(), 10.0)
         assert handle.accepted
         result = handle.get_result_async()
         if cancel_when is not None:
-            wait_until(lambda: cancel_when(feedback) or result.done(), timeout_s)
+            wait_for(lambda: cancel_when(feedback) or result.done(), timeout_s)
             handle.cancel_goal_async()
-        wait_until(result.done, timeout_s)
+        wait_for(result.done, timeout_s)
         return result.result().status, result.result().result, feedback
 
     def close(self) -> None:
@@ -288,16 +289,6 @@ class Harness:
         for node in (self.base.node, self.perception.node, self.client_node):
             node.destroy_node()
         self.runner.shutdown()
-
-
-def wait_until(condition: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s} s")
 
 
 @pytest.fixture(scope="module")
