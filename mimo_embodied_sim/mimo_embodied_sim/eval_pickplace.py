@@ -72,8 +72,7 @@ class _Episodes:
         self.node.destroy_node()
 
     def answers_written(self) -> int:
-        with self.sim._lock:
-            return self.sim.answers_written
+        return self.sim.answers_written
 
     def wait_ready(self, written_before: int) -> None:
         """Until the sim has written the answers of the current scene (a write after
@@ -84,11 +83,10 @@ class _Episodes:
 
         def ready() -> bool:
             if not written_at:
-                with self.sim._lock:
-                    if (self.sim._answers_pending_since is not None
-                            or self.sim.answers_written <= written_before):
-                        return False
-                    written_at.append(self.sim.sim_time_s)
+                settled_at = self.sim.answers_settled_at(written_before)
+                if settled_at is None:
+                    return False
+                written_at.append(settled_at)
             latest = self.perception._sync.latest()
             return latest is not None and stamp_seconds(latest.image.header.stamp) >= written_at[0]
 

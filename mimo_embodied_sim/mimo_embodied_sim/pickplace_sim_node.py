@@ -216,6 +216,15 @@ class PickPlaceSimNode(Node):
             return
         self.write_answers()
 
+    def answers_settled_at(self, written_before: int) -> float | None:
+        """Sim time now if the answers on disk show the current scene (a write after the
+        `written_before`-th one and none pending), else None; read under the lock, so a write
+        in progress does not count. In-process harnesses use it to know an episode is ready."""
+        with self._lock:
+            if self._answers_pending_since is not None or self.answers_written <= written_before:
+                return None
+            return self.sim_time_s
+
     def write_answers(self) -> Path | None:
         """Rewrite the oracle answers file for the current view now (None without a path)."""
         with self._lock:

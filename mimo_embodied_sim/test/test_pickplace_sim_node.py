@@ -198,13 +198,9 @@ def test_reset_starts_a_new_episode(graph: Graph) -> None:
     home = after.forward_kinematics(after.home_joints)[0]
     assert np.linalg.norm(after.tcp_pose()[0] - home) < 0.005  # the arm is at home
     # The reset leaves a write pending; a write of the previous scene may still have landed
-    # after written_before was read, so wait until none is pending (read under the sim's lock).
-    def answers_of_new_scene() -> bool:
-        with graph.sim._lock:
-            return (graph.sim._answers_pending_since is None
-                    and graph.sim.answers_written > written_before)
-
-    _wait(answers_of_new_scene, 20.0, "answers after reset")
+    # after written_before was read, so wait until none is pending.
+    _wait(lambda: graph.sim.answers_settled_at(written_before) is not None, 20.0,
+          "answers after reset")
     answers = yaml.safe_load(graph.sim.answers_path.read_text())
     name = after.object_names()[0]
     point = parse_points(answers[name]).points[0]
