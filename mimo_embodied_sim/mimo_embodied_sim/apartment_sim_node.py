@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 
 from geometry_msgs.msg import Pose, PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
@@ -53,6 +52,7 @@ from mimo_embodied_sim.apartment import (
 )
 from mimo_embodied_sim.tabletop import noisy_depth
 from mimo_embodied_sim.tabletop_camera_node import depth_to_millimetres
+from mimo_embodied_sim.tick_loop import TickLoop
 
 # name -> description; defaults are in config/apartment.yaml.
 PARAMETERS: dict[str, str] = {
@@ -163,11 +163,9 @@ class ApartmentSimNode(Node):
         self._next_frame_time = 0.0
         self._last_motion_time = 0.0
         self._answers_stale = True
-        # The world is stepped by a loop thread, not an executor timer: a timer whose callback
-        # (a camera render) outlasts its period stays ready and makes rclpy's executors spin hot,
-        # starving the very callback they wait on. Callbacks and the loop share this lock.
+        # The world is stepped by a TickLoop thread (tick_loop.py says why not a timer);
+        # callbacks and the loop share this lock.
         self.lock = threading.RLock()
-        self._stop = threading.Event()
 
         self.map_publisher = self.create_publisher(OccupancyGrid, "/map", MAP_QOS)
         self.color_publisher = self.create_publisher(
@@ -190,8 +188,8 @@ class ApartmentSimNode(Node):
         self.publish_frame()
         self._next_frame_time = self.world.time + 1.0 / self.camera_rate_hz
         self.write_answers()
-        self._loop = threading.Thread(target=self._run, args=(1.0 / physics_rate_hz,),
-                                      name="apartment_sim_loop", daemon=True)
+        self._loop = TickLoop("apartment_sim_loop", 1.0 / physics_rate_hz, lambda: self.tick(),
+                              self.lock, self.get_logger())
         self._loop.start()
         translation, rotation = self.world.camera_to_base()
         self.get_logger().info(
@@ -262,19 +260,6 @@ class ApartmentSimNode(Node):
 
     # -- loop and callbacks -------------------------------------------------------------------
 
-    def _run(self, period_s: float) -> None:
-        """Tick every ``period_s`` of wall time; when a tick runs late, skip rather than burst."""
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                with self.lock:
-                    self.tick()
-            except Exception as error:  # noqa: BLE001 - a bad tick is logged; the loop goes on
-                self.get_logger().error(f"simulation tick failed: {error!r}",
-                                        throttle_duration_sec=5.0)
-            next_tick = max(next_tick + period_s, time.monotonic())
-            self._stop.wait(next_tick - time.monotonic())
-
     def tick(self) -> None:
         """Advance one tick of sim time; publish state; a camera frame when one is due; the
         answers once the base has been at rest for settle_s after moving."""
@@ -329,8 +314,7 @@ class ApartmentSimNode(Node):
         return response
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        self._loop.join(timeout=5.0)
+        self._loop.stop()
         self.world.close()
         super().destroy_node()
 

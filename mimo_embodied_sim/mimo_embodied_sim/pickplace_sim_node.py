@@ -5,7 +5,7 @@
   simulated time, frame `frame_id`; its pose in the base frame is `node.world.camera_pose_base()`.
 - /clock (simulated time, monotonic across resets), /joint_states (panda_joint1..7, fingers).
 - Action ~/move_arm (mimo_embodied_msgs/action/MoveArm): the gripper command runs first, then the
-  arm motion; executed in slices by the physics timer, with feedback; a cancel stops the arm
+  arm motion; executed in slices by the physics loop, with feedback; a cancel stops the arm
   where it is (it holds its joints) and the result reports canceled. One goal at a time.
 - Service ~/reset (std_srvs/Trigger): a new episode with seed `episode_seed` + resets so far;
   the world is rebuilt with the arm at home.
@@ -13,7 +13,7 @@
   spec "Scripted oracle answers") are rewritten atomically once the scene is settled after a
   reset and after each motion.
 
-Physics runs in a wall-clock timer (`physics_rate_hz`); each tick advances
+Physics runs in a wall-clock loop thread (`physics_rate_hz`, tick_loop.py); each tick advances
 `real_time_factor / physics_rate_hz` simulated seconds. Frames of a still scene are re-published
 without re-rendering, to keep CPU use low. In-process users read `node.world`.
 """
@@ -28,7 +28,7 @@ import numpy as np
 from geometry_msgs.msg import Pose
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, qos_profile_system_default
 from rclpy.task import Future
@@ -47,6 +47,7 @@ from mimo_embodied_sim.answers import write_answers_file
 from mimo_embodied_sim.pickplace import MotionStatus, PickPlaceWorld
 from mimo_embodied_sim.tabletop import noisy_depth
 from mimo_embodied_sim.tabletop_camera_node import DEPTH_ENCODINGS, depth_to_millimetres
+from mimo_embodied_sim.tick_loop import TickLoop
 
 # name -> description; defaults are in config/pickplace.yaml.
 PARAMETERS: dict[str, str] = {
@@ -54,7 +55,7 @@ PARAMETERS: dict[str, str] = {
     "height": "Image height in pixels (colour and depth).",
     "episode_seed": "Seed of the first episode (object poses, task); +1 per ~/reset.",
     "real_time_factor": "Simulated seconds per wall second (> 1 runs faster than real time).",
-    "physics_rate_hz": "Wall-clock rate of the physics timer; each tick steps the simulation.",
+    "physics_rate_hz": "Wall-clock rate of the physics loop; each tick steps the simulation.",
     "camera_rate_hz": "Camera frames per second of simulated time.",
     "depth_encoding": "32FC1 (metres, NaN = no return) or 16UC1 (mm, 0 = none).",
     "depth_noise_std_m": "Standard deviation of Gaussian depth noise, metres.",
@@ -132,11 +133,10 @@ class PickPlaceSimNode(Node):
         self.clock_publisher = self.create_publisher(Clock, "/clock", reliable)
         self.joint_publisher = self.create_publisher(JointState, "/joint_states", reliable)
 
-        physics_group = MutuallyExclusiveCallbackGroup()
         self.tick_period_s = 1.0 / float(value("physics_rate_hz"))
-        self.timer = self.create_timer(self.tick_period_s, self.tick, callback_group=physics_group)
-        self.reset_service = self.create_service(Trigger, "~/reset", self._handle_reset,
-                                                 callback_group=physics_group)
+        self.reset_service = self.create_service(Trigger, "~/reset", self._handle_reset)
+        # The loop thread ends goals; this wakes the executor to resume their execute callbacks.
+        self._goal_ended = self.create_guard_condition(lambda: None)
         self.move_server = ActionServer(
             self, MoveArm, "~/move_arm", execute_callback=self._execute_move,
             goal_callback=self._accept_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
@@ -147,6 +147,9 @@ class PickPlaceSimNode(Node):
             f"pick-and-place sim: episode seed {self.episode_seed}, task {self.world.task()}, "
             f"camera {k.width}x{k.height} fx={k.fx:.1f} at {np.round(position, 3).tolist()} "
             f"xyzw {np.round(quaternion, 4).tolist()}, real-time factor {self.real_time_factor:g}")
+        self._loop = TickLoop("pickplace_sim_loop", self.tick_period_s, lambda: self.tick(),
+                              self._lock, self.get_logger())
+        self._loop.start()
 
     def _parameter(self, name: str) -> object:
         return self.get_parameter(name).value
@@ -325,7 +328,7 @@ class PickPlaceSimNode(Node):
         return result
 
     def _follow_goal(self, now: float) -> None:
-        """Feedback, cancellation and completion of the running goal (physics timer)."""
+        """Feedback, cancellation and completion of the running goal (physics loop)."""
         active = self._active
         if active is None:
             return
@@ -351,8 +354,10 @@ class PickPlaceSimNode(Node):
         self._answers_pending_since = self.sim_time_s
         if not active.done.done():
             active.done.set_result(status)
+            self._goal_ended.trigger()
 
     def destroy_node(self) -> None:
+        self._loop.stop()
         with self._lock:
             self._end_goal(MotionStatus(True, False, "aborted: the node is shutting down", 0.0))
             self.move_server.destroy()
