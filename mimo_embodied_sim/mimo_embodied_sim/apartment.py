@@ -99,17 +99,22 @@ class Part:
             return np.hypot(outside[:, 0], outside[:, 1])
         return np.maximum(np.hypot(delta[:, 0], delta[:, 1]) - self.size[0], 0.0)
 
-    def footprint_nearest(self, point: np.ndarray) -> np.ndarray:
-        """The footprint point nearest to a floor point."""
-        centre = np.array(self.center[:2])
+    def footprint_outline(self, spacing_m: float) -> np.ndarray:
+        """(N, 2) points along the footprint's border, at most spacing_m apart."""
+        cx, cy = self.center[:2]
         if self.kind == "box":
-            half = np.array(self.size[:2])
-            return np.clip(point, centre - half, centre + half)
-        offset = point - centre
-        norm = float(np.hypot(*offset))
-        if norm <= self.size[0]:
-            return np.array(point, dtype=float)
-        return centre + offset * self.size[0] / norm
+            hx, hy = self.size[:2]
+            corners = np.array([[cx - hx, cy - hy], [cx + hx, cy - hy], [cx + hx, cy + hy],
+                                [cx - hx, cy + hy], [cx - hx, cy - hy]])
+            edges = []
+            for a, b in zip(corners[:-1], corners[1:], strict=True):
+                steps = max(int(np.ceil(np.hypot(*(b - a)) / spacing_m)), 1)
+                edges.append(a + np.linspace(0.0, 1.0, steps, endpoint=False)[:, None] * (b - a))
+            return np.concatenate(edges)
+        radius = self.size[0]
+        angles = np.linspace(0.0, 2 * np.pi, max(int(np.ceil(2 * np.pi * radius / spacing_m)), 8),
+                             endpoint=False)
+        return np.column_stack([cx + radius * np.cos(angles), cy + radius * np.sin(angles)])
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(min xyz, max xyz) of the part."""
@@ -150,10 +155,19 @@ class ObjectTruth:
         point = np.array([[x, y]])
         return float(min(part.footprint_distance(point)[0] for part in self.parts))
 
-    def nearest_point(self, x: float, y: float) -> np.ndarray:
-        point = np.array([x, y], dtype=float)
-        candidates = [part.footprint_nearest(point) for part in self.parts]
-        return min(candidates, key=lambda c: float(np.hypot(*(c - point))))
+    def heading_error(self, x: float, y: float, yaw: float, spacing_m: float = 0.02) -> float:
+        """How far (rad) a base at (x, y) must turn before it looks at the object: 0 when the
+        heading ray meets the footprint, else the angle to the nearest direction that does."""
+        errors = []
+        for part in self.parts:
+            outline = part.footprint_outline(spacing_m)
+            bearings = np.arctan2(outline[:, 1] - y, outline[:, 0] - x)
+            offsets = (bearings - yaw + np.pi) % (2 * np.pi) - np.pi
+            # A part seen from outside spans less than pi: the ray meets it iff 0 lies between.
+            if offsets.max() - offsets.min() < np.pi and offsets.min() <= 0.0 <= offsets.max():
+                return 0.0
+            errors.append(float(np.abs(offsets).min()))
+        return min(errors)
 
 
 @dataclass(frozen=True)
@@ -523,25 +537,19 @@ class ApartmentWorld:
         return distance
 
     def evaluate(self, target_name: str) -> tuple[bool, dict]:
-        """The issue's success rule: the base centre within 1.0 m of the object's footprint, the
-        heading within 30 deg of the direction to the footprint's nearest point or to the
-        object's centre (either counts: at a long bed's side the nearest point and the centre
-        differ), and no collision in the episode so far."""
+        """The issue's success rule: the base centre within 1.0 m of the object's footprint (its
+        nearest surface), facing it within 30 deg (the heading is at most 30 deg from a direction
+        that meets the footprint), and no collision in the episode so far."""
         truth = self.object_truth(target_name)
         x, y, yaw = self.pose()
         distance = truth.distance(x, y)
-        nearest = truth.nearest_point(x, y)
-        angles = []
-        for point in (nearest, truth.center[:2]):
-            dx, dy = point[0] - x, point[1] - y
-            angles.append(abs(_wrap(math.atan2(dy, dx) - yaw)) if math.hypot(dx, dy) > 1e-6
-                          else 0.0)
-        heading_error = min(angles)
+        heading_error = truth.heading_error(x, y, yaw)
+        centre = truth.center[:2]
         details = {
             "target": target_name, "distance_m": distance,
             "heading_error_deg": math.degrees(heading_error),
-            "nearest_point_angle_deg": math.degrees(angles[0]),
-            "center_angle_deg": math.degrees(angles[1]),
+            "center_angle_deg": math.degrees(
+                abs(_wrap(math.atan2(centre[1] - y, centre[0] - x) - yaw))),
             "collisions": self.collisions, "pose": (x, y, yaw),
             "room": self.room_at(x, y),
         }
@@ -858,8 +866,12 @@ class ApartmentWorld:
 
     @staticmethod
     def interior_pixel(mask: np.ndarray) -> tuple[int, int]:
-        """(u, v) of the mask pixel farthest from its border (distance-transform maximum)."""
-        distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+        """(u, v) of the mask pixel farthest from its border (distance-transform maximum).
+
+        The image edge counts as border: an object cut by the frame is pointed at in the middle
+        of its visible part, as a model would, not at the edge pixel nearest its hidden centre."""
+        padded = cv2.copyMakeBorder(mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, 0)
+        distance = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
         row, col = np.unravel_index(int(np.argmax(distance)), distance.shape)
         return int(col), int(row)
 

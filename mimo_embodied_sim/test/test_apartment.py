@@ -124,10 +124,17 @@ def test_evaluate_standoff_facing_bed(world):
     success, details = world.evaluate("bed")
     assert success, details
     assert details["distance_m"] == pytest.approx(0.6)
+    assert details["heading_error_deg"] == 0.0  # the heading ray meets the bed
     world.teleport(x, y, 0.0)  # facing away
     assert not world.evaluate("bed")[0]
-    world.teleport(x, y, math.pi + math.radians(40))  # 40 deg off both nearest point and centre
-    assert not world.evaluate("bed")[0]
+    # Past the bed's far corner the error is the angle beyond it: 20 deg passes, 40 deg fails.
+    corner = math.atan2(bed.footprint_max[1] - y, bed.footprint_max[0] - x)
+    world.teleport(x, y, corner - math.radians(20))
+    success, details = world.evaluate("bed")
+    assert success and details["heading_error_deg"] == pytest.approx(20.0, abs=0.5)
+    world.teleport(x, y, corner - math.radians(40))
+    success, details = world.evaluate("bed")
+    assert not success and details["heading_error_deg"] == pytest.approx(40.0, abs=0.5)
     world.teleport(bed.footprint_max[0] + 1.3, y, math.pi)  # too far
     success, details = world.evaluate("bed")
     assert not success and details["distance_m"] == pytest.approx(1.3)
@@ -176,6 +183,14 @@ def test_visible_target_pointing_and_visibility_answers(world):
     # The fridge is in another room: not visible, empty pointing answer.
     assert answers[visibility_question("fridge")].endswith("\\boxed{no}")
     assert answers["fridge"].split("</think>")[-1].strip() == "[]"
+
+
+def test_interior_pixel_of_an_object_cut_by_the_frame_lies_inside_its_visible_part():
+    mask = np.zeros((240, 320), dtype=bool)
+    mask[100:140, :60] = True  # runs off the left edge: 60 px visible, 40 px tall
+    u, v = ApartmentWorld.interior_pixel(mask)
+    # Any point on the ridge 20 px from the top, bottom and frame edge; never the edge column.
+    assert 19 <= u <= 41 and v == pytest.approx(120, abs=2)
 
 
 def test_camera_to_base_matches_rendering(world):

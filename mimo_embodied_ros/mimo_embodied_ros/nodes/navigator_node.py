@@ -106,6 +106,8 @@ PARAMETERS: dict[str, str] = {
     "scan.turn_timeout_s": "Max time for one scan turn, seconds.",
     "scan.settle_s": "Wait after a turn before asking (fresh, still image), seconds.",
     "scan.max_target_range_m": "Target points farther than this from the camera are rejected.",
+    "scan.recentre_min_deg": "A target seen more than this off the heading is faced and pointed "
+                             "at again before the approach, degrees (180 = never).",
     "arrival.xy_tolerance_m": "Arrived when the base is this close to the goal (m) ...",
     "arrival.yaw_tolerance_deg": "... and (final goal only) heading within this, degrees.",
     "arrival.region_timeout_s": "Max time to reach the region goal, seconds.",
@@ -377,7 +379,7 @@ class NavigatorNode(Node):
                 response = self._ask(run, STAGE_SCAN, "point", run.target)
                 target, problem = self._target_in_map(response)
                 if target is not None:
-                    return target
+                    return self._recentre(run, target)
                 seen_problems.append(problem)
                 self.get_logger().warning(f"'{run.target}' in view {step + 1} but: {problem}")
         turned = math.degrees(step_rad) * (steps - 1)
@@ -388,6 +390,28 @@ class NavigatorNode(Node):
         raise NavigationFailure(
             STAGE_SCAN, f"target never seen: no {run.target} in {steps} views "
                         f"({turned:.0f} deg turned in place in the {run.region or 'region'})")
+
+    def _recentre(self, run: _Run, target: np.ndarray) -> np.ndarray:
+        """Face a target first seen off to one side and point at it again.
+
+        An object entering the view is cut by the frame, so the first point lies on whatever
+        part shows; seen head-on, the point moves to the object's middle and its depth is read
+        away from the image border. If the second look fails, the first point stands."""
+        robot = self._require_pose(STAGE_SCAN)
+        offset = navmap.wrap_angle(math.atan2(target[1] - robot.y, target[0] - robot.x)
+                                   - robot.yaw)
+        if abs(offset) <= math.radians(self.param("scan.recentre_min_deg")):
+            return target
+        self._turn(run, offset)
+        self._sleep(run, self.param("scan.settle_s"))
+        self._feedback(run, STAGE_SCAN, f"facing the {run.target} to point at it again")
+        again, problem = self._target_in_map(self._ask(run, STAGE_SCAN, "point", run.target))
+        if again is None:
+            self.get_logger().warning(
+                f"'{run.target}' lost after turning to face it ({problem}); keeping the first "
+                f"point")
+            return target
+        return again
 
     def _target_in_map(self, response: Instruct.Response) -> tuple[np.ndarray | None, str]:
         """The target point in the map frame (median of the depth-valid points), or why not."""

@@ -175,8 +175,10 @@ class PerceptionScript:
     target: str = "bed"
     target_xy: tuple[float, float] | None = BED  # None: nowhere in the flat
     depth_valid: bool = True
+    valid_points: int | None = None  # depth turns invalid after this many point answers
     choice_delay_s: float = 0.0
     calls: list[tuple[str, str]] = field(default_factory=list)
+    point_bearings: list[float] = field(default_factory=list)  # target off the heading, rad
 
 
 class PerceptionStandIn:
@@ -226,10 +228,15 @@ class PerceptionStandIn:
             response.answer = "yes" if visible and asked_for else "no"
         elif request.task == "point":
             stamp = self.base.node.get_clock().now().to_msg()
+            if script.target_xy is not None:
+                x, y, yaw = self.base.pose()
+                script.point_bearings.append(navmap.wrap_angle(
+                    math.atan2(script.target_xy[1] - y, script.target_xy[0] - x) - yaw))
             position, visible = self._target_in_camera()
             response.affordances.header.stamp = stamp
             response.affordances.header.frame_id = "camera_color_optical_frame"
-            valid = visible and script.depth_valid
+            valid = visible and script.depth_valid and (
+                script.valid_points is None or len(script.point_bearings) <= script.valid_points)
             point = AffordancePoint(label=request.instruction, u=320.0, v=240.0, in_image=True,
                                     depth_valid=valid,
                                     status="ok" if valid else "no_valid_depth")
@@ -336,6 +343,29 @@ def test_navigates_from_instruction_to_a_goal_facing_the_target(harness: Harness
     region_goal = harness.goals[0].goal.position
     assert (region_goal.x, region_goal.y) == pytest.approx(BEDROOM_CENTRE, abs=0.1)
     assert [g.header.frame_id for g in harness.base.goals] == ["map", "map"]
+
+
+def test_target_seen_off_centre_is_faced_and_pointed_at_again(harness: Harness):
+    # From the region goal (heading ~16 deg) the bed (bearing ~67 deg) enters the view only after
+    # the first 90 deg turn, ~39 deg to the right of the heading: the navigator faces it and asks
+    # again before approaching.
+    harness.reset()
+    status, result, _ = harness.navigate("I want to sleep")
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    first, *again = harness.perception.script.point_bearings
+    assert abs(first) > math.radians(20)
+    assert len(again) == 1 and abs(again[0]) < math.radians(5)
+    assert (result.target_point.point.x, result.target_point.point.y) == pytest.approx(BED,
+                                                                                      abs=0.05)
+
+
+def test_first_point_stands_when_the_second_look_fails(harness: Harness):
+    harness.reset(valid_points=1)
+    status, result, _ = harness.navigate("I want to sleep")
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    assert len(harness.perception.script.point_bearings) == 2
+    assert (result.target_point.point.x, result.target_point.point.y) == pytest.approx(BED,
+                                                                                      abs=0.05)
 
 
 def test_target_never_seen_after_full_scan(harness: Harness):
