@@ -99,22 +99,24 @@ class Part:
             return np.hypot(outside[:, 0], outside[:, 1])
         return np.maximum(np.hypot(delta[:, 0], delta[:, 1]) - self.size[0], 0.0)
 
-    def footprint_outline(self, spacing_m: float) -> np.ndarray:
-        """(N, 2) points along the footprint's border, at most spacing_m apart."""
+    def heading_error(self, x: float, y: float, yaw: float) -> float:
+        """Angle (rad) from the heading at floor point (x, y) to the nearest direction that meets
+        this footprint; 0 when the heading ray meets it (or the point is inside it)."""
+        if self.footprint_distance(np.array([x, y]))[0] == 0.0:
+            return 0.0
         cx, cy = self.center[:2]
         if self.kind == "box":
+            # A convex polygon seen from outside: its directions span its corners' bearings.
             hx, hy = self.size[:2]
-            corners = np.array([[cx - hx, cy - hy], [cx + hx, cy - hy], [cx + hx, cy + hy],
-                                [cx - hx, cy + hy], [cx - hx, cy - hy]])
-            edges = []
-            for a, b in zip(corners[:-1], corners[1:], strict=True):
-                steps = max(int(np.ceil(np.hypot(*(b - a)) / spacing_m)), 1)
-                edges.append(a + np.linspace(0.0, 1.0, steps, endpoint=False)[:, None] * (b - a))
-            return np.concatenate(edges)
-        radius = self.size[0]
-        angles = np.linspace(0.0, 2 * np.pi, max(int(np.ceil(2 * np.pi * radius / spacing_m)), 8),
-                             endpoint=False)
-        return np.column_stack([cx + radius * np.cos(angles), cy + radius * np.sin(angles)])
+            corners = np.array([[cx - hx, cy - hy], [cx + hx, cy - hy],
+                                [cx + hx, cy + hy], [cx - hx, cy + hy]])
+            offsets = _wrap(np.arctan2(corners[:, 1] - y, corners[:, 0] - x) - yaw)
+            if offsets.max() - offsets.min() < np.pi and offsets.min() <= 0.0 <= offsets.max():
+                return 0.0
+            return float(np.abs(offsets).min())
+        # A disk: the bearing to its centre, widened by the tangents' half-angle.
+        half_width = math.asin(min(self.size[0] / math.hypot(cx - x, cy - y), 1.0))
+        return max(abs(_wrap(math.atan2(cy - y, cx - x) - yaw)) - half_width, 0.0)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(min xyz, max xyz) of the part."""
@@ -155,19 +157,10 @@ class ObjectTruth:
         point = np.array([[x, y]])
         return float(min(part.footprint_distance(point)[0] for part in self.parts))
 
-    def heading_error(self, x: float, y: float, yaw: float, spacing_m: float = 0.02) -> float:
+    def heading_error(self, x: float, y: float, yaw: float) -> float:
         """How far (rad) a base at (x, y) must turn before it looks at the object: 0 when the
         heading ray meets the footprint, else the angle to the nearest direction that does."""
-        errors = []
-        for part in self.parts:
-            outline = part.footprint_outline(spacing_m)
-            bearings = np.arctan2(outline[:, 1] - y, outline[:, 0] - x)
-            offsets = (bearings - yaw + np.pi) % (2 * np.pi) - np.pi
-            # A part seen from outside spans less than pi: the ray meets it iff 0 lies between.
-            if offsets.max() - offsets.min() < np.pi and offsets.min() <= 0.0 <= offsets.max():
-                return 0.0
-            errors.append(float(np.abs(offsets).min()))
-        return min(errors)
+        return min(part.heading_error(x, y, yaw) for part in self.parts)
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,18 @@ def test_evaluate_standoff_facing_bed(world):
     assert not success and details["distance_m"] == pytest.approx(1.3)
 
 
+def test_heading_error_of_a_round_object_counts_its_tangents(world):
+    plant = world.object_truth("plant")  # a pot and a round crown
+    crown = max(part.size[0] for part in plant.parts)  # the widest disk, 0.35 m
+    x, y = plant.center[0] - 1.0, plant.center[1]  # 1 m west: tangents asin(crown) off east
+    tangent = math.asin(crown)
+    errors = [plant.heading_error(x, y, yaw)
+              for yaw in (0.0, tangent - 0.01, tangent + math.radians(20), -tangent - 0.3)]
+    assert errors[:2] == [0.0, 0.0]
+    assert errors[2] == pytest.approx(math.radians(20), abs=1e-9)
+    assert errors[3] == pytest.approx(0.3, abs=1e-9)
+
+
 def _parse_points(answer: str) -> list[tuple[int, int]]:
     body = answer.split("</think>")[-1]
     return [(int(a), int(b)) for a, b in re.findall(r"\[\s*(-?\d+),\s*(-?\d+)\s*\]", body)]
