@@ -235,8 +235,9 @@ class PerceptionStandIn:
             position, visible = self._target_in_camera()
             response.affordances.header.stamp = stamp
             response.affordances.header.frame_id = "camera_color_optical_frame"
+            points_asked = sum(1 for task, _ in script.calls if task == "point")
             valid = visible and script.depth_valid and (
-                script.valid_points is None or len(script.point_bearings) <= script.valid_points)
+                script.valid_points is None or points_asked <= script.valid_points)
             point = AffordancePoint(label=request.instruction, u=320.0, v=240.0, in_image=True,
                                     depth_valid=valid,
                                     status="ok" if valid else "no_valid_depth")
