@@ -6,14 +6,30 @@ the official evaluation did and report what it saw and how long it took.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from mimo_embodied_ros.core.types import ImageSize
 
-ERROR_KINDS = ("timeout", "unavailable", "bad_response", "load", "invalid_request")
+ERROR_KINDS = (
+    "timeout", "unavailable", "bad_response", "load", "invalid_request", "cancelled", "mismatch",
+)
+"""Why a backend call failed. "cancelled": the caller's cancel event was set and the generation
+stopped; "mismatch": the server processed something other than what the node sent (e.g. it
+shrank the image again, so coordinates would be in another frame)."""
+
+
+@dataclass
+class Progress:
+    """What a backend reports while it generates (for action feedback)."""
+
+    phase: str  # "sending", "generating", "reading"
+    tokens: int = 0  # new tokens generated so far (0 where the backend cannot tell)
+    text: str = ""  # the text generated so far, where the backend streams it
 
 
 @dataclass
@@ -23,7 +39,21 @@ class ModelRequest:
     images: list[np.ndarray]
     task_text: str  # full user text, including an optional " /no_think"
     instruction: str  # the user's original instruction (the scripted backend keys on it)
-    max_new_tokens: int = 1024
+    max_new_tokens: int = 4096
+    # Set by the caller to stop a generation in flight; backends check it while generating and
+    # then raise BackendError("cancelled").
+    cancel: threading.Event = field(default_factory=threading.Event)
+    # Called (from the generating thread) with progress; must be cheap and must not raise.
+    on_progress: Callable[[Progress], None] | None = None
+
+    def report(self, progress: Progress) -> None:
+        """Pass progress to the caller's callback; a failing callback never stops a generation."""
+        if self.on_progress is None:
+            return
+        try:
+            self.on_progress(progress)
+        except Exception:  # noqa: BLE001 - feedback is best effort
+            pass
 
 
 @dataclass
@@ -35,6 +65,11 @@ class ModelReply:
     model_ms: float
     prompt_tokens: int | None
     image_sizes: list[ImageSize] | None  # the size the model saw, when the backend knows it
+    # How the backend knows the model saw the images the node sent: "exact" (it resized them
+    # itself or read the processor's grid), "verified" (server usage matched), "unverified"
+    # (the server reported no token usage), "" (no images).
+    image_check: str = ""
+    completion_tokens: int | None = None
 
 
 class BackendError(Exception):
