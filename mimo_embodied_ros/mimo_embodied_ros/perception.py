@@ -7,8 +7,10 @@ and a message an operator can act on.
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -16,6 +18,7 @@ from mimo_embodied_ros.backends.base import (
     BackendError,
     ModelReply,
     ModelRequest,
+    Progress,
     VisionLanguageBackend,
 )
 from mimo_embodied_ros.core.boxes3d import Box3D, box_from_depth
@@ -38,6 +41,8 @@ from mimo_embodied_ros.core.types import (
 
 POINT_TASKS = (Task.POINT, Task.REGION)
 """Tasks whose answer is points (a region answer is a point on a map image plus names)."""
+NO_THINK_END_POLICIES = ("retry_no_think", "fail")
+"""What a query does when thinking ends without </think>: ask again in no-think mode, or fail."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,9 @@ class QuerySettings:
     max_pixels: int = 1003520
     min_pixels: int = 3136
     think: bool = True
-    max_new_tokens: int = 1024
+    plan_think: bool = False  # planning was scored in no-think mode (RoboVQA)
+    on_no_think_end: str = "retry_no_think"  # one of NO_THINK_END_POLICIES
+    max_new_tokens: int = 4096
     max_instruction_chars: int = 2000
     depth_window: int = 7
     min_valid_depth_fraction: float = 0.25
@@ -105,6 +112,8 @@ class QueryResult:
     points: list[PointResult] = field(default_factory=list)
     objects: list[ObjectResult] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    retried_no_think: bool = False  # thinking ran out without </think>; answered in no-think mode
+    error_kind: str = ""  # the BackendError kind when the backend failed ("cancelled", ...)
 
 
 def check_frame(frame: Frame, require_depth: bool) -> str | None:
@@ -143,8 +152,15 @@ def run_query(
     instruction: str,
     task: str = "",
     settings: QuerySettings | None = None,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> QueryResult:
-    """Ask the model about one frame and turn its answer into pixels, 3D points and 3D boxes."""
+    """Ask the model about one frame and turn its answer into pixels, 3D points and 3D boxes.
+
+    ``cancel`` stops the generation in flight (the result's error_kind is then "cancelled");
+    ``on_progress`` receives the backend's progress. In thinking mode a reply without
+    ``</think>`` is asked again once in no-think mode (``settings.on_no_think_end``).
+    """
     settings = settings or QuerySettings()
     started = time.perf_counter()
     result = QueryResult(success=False, message="", instruction=instruction)
@@ -182,31 +198,79 @@ def run_query(
         result.message = f"image cannot be resized for the model: {error}"
         return result
     model_image = resize_for_model(frame.rgb, result.resized)
+    think = settings.plan_think if result.task is Task.PLAN else settings.think
     request = ModelRequest(
         images=[model_image],
-        task_text=build_task_text(result.task, instruction, settings.think),
+        task_text=build_task_text(result.task, instruction, think),
         instruction=instruction,
         max_new_tokens=settings.max_new_tokens,
+        cancel=cancel or threading.Event(),
+        on_progress=on_progress,
     )
     preprocessed = time.perf_counter()
     try:
         result.reply = backend.generate(request)
+        result.parsed = parse_reply(result.task, result.reply.text, think)
+        if (think and result.parsed.status == "no_think_end"
+                and settings.on_no_think_end == "retry_no_think"):
+            request.report(Progress("retrying_no_think"))
+            request.task_text = build_task_text(result.task, instruction, False)
+            result.reply = backend.generate(request)
+            result.parsed = parse_reply(result.task, result.reply.text, False)
+            result.retried_no_think = True
     except BackendError as error:
-        result.message = f"model backend failed ({error.kind}): {error}"
+        result.error_kind = error.kind
+        result.message = f"model backend failed ({error.kind}): {error.message}"
+        if result.retried_no_think or result.parsed is not None:
+            result.message = "thinking ended without </think>; the no-think retry failed: " + (
+                result.message)
         result.timings_ms = _timings(started, preprocessed, time.perf_counter(), None)
         return result
     answered = time.perf_counter()
-
-    seen = result.reply.image_sizes[0] if result.reply.image_sizes else result.resized
-    result.resized = seen  # rescale with the exact size the model saw
-    result.parsed = parse_reply(result.task, result.reply.text, settings.think)
-    if result.task in POINT_TASKS:
-        result.points = [_lift_point(p, frame, seen, settings) for p in result.parsed.points]
-    elif result.task is Task.DETECT:
-        result.objects = [_lift_box(b, frame, seen, settings) for b in result.parsed.boxes]
-    result.success, result.message = _outcome(result, needs_depth)
+    try:
+        _read_answer(result, frame, settings, needs_depth)
+    except Exception as error:  # noqa: BLE001 - untrusted model output must never end a node
+        result.success = False
+        result.points, result.objects = [], []
+        result.message = f"the model's answer could not be turned into results: {error!r}"
+        result.error_kind = "internal"
     result.timings_ms = _timings(started, preprocessed, answered, time.perf_counter())
     return result
+
+
+def _read_answer(
+    result: QueryResult, frame: Frame, settings: QuerySettings, needs_depth: bool
+) -> None:
+    """Rescale, lift and judge a parsed answer (fills points/objects, success and message)."""
+    assert result.reply is not None and result.parsed is not None and result.resized is not None
+    seen = result.reply.image_sizes[0] if result.reply.image_sizes else result.resized
+    result.resized = seen  # rescale with the exact size the model saw
+    if result.task in POINT_TASKS:
+        result.points = [_lift_point(p, frame, seen, settings) for p in result.parsed.points]
+        if result.parsed.status == "normalized_points":
+            for point in result.points:  # never lift the image corner a 0-1 answer maps to
+                point.position, point.depth = None, None
+                point.status = "normalized coordinates (0-1), not pixels: not lifted"
+    elif result.task is Task.DETECT:
+        boxes = [_pixels_box(b, seen) for b in result.parsed.boxes]
+        result.objects = [_lift_box(b, frame, seen, settings) for b in boxes]
+    result.success, result.message = _outcome(result, needs_depth)
+    if result.parsed.status == "box_centres":
+        result.message += " (the model gave boxes; the points are their centres)"
+    if result.retried_no_think:
+        result.message = (
+            "thinking ended without </think> within the token budget; answered in no-think "
+            f"mode: {result.message}"
+        )
+
+
+def _pixels_box(box: ModelBox, seen: ImageSize) -> ModelBox:
+    """A box in the resized image's pixels; normalized (0-1) boxes are scaled by its size, as
+    the official scorer reads them."""
+    if not getattr(box, "normalized", False):
+        return box
+    return replace(box, x1=box.x1 * seen.width, y1=box.y1 * seen.height,
+                   x2=box.x2 * seen.width, y2=box.y2 * seen.height, normalized=False)
 
 
 def _timings(start: float, pre: float, model: float, end: float | None) -> dict[str, float]:
@@ -309,6 +373,8 @@ def _count_message(
 def _parse_failure_message(parsed: ParsedAnswer) -> str:
     reasons = {
         "empty": "the model returned an empty answer",
+        "normalized_points": "the model answered normalized (0-1) coordinates instead of pixels "
+        "of the image it saw; the points are reported but not lifted to 3D",
         "no_think_end": "the model's answer has no </think> (thinking mode), so it has no final "
         "answer; try no_think mode or more max_new_tokens",
         "no_coordinates": "the model's answer contains no coordinates",

@@ -27,11 +27,12 @@ from typing import Any
 import rclpy
 import yaml
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from mimo_embodied_ros.ros.params import config_dir
+from mimo_embodied_ros.ros.spin import GuardedExecutor
 
 
 def load_graph(path: str | Path) -> list[dict[str, Any]]:
@@ -72,7 +73,7 @@ class GraphRunner:
         num_threads: int = 6,
     ) -> None:
         self.nodes: dict[str, Node] = {}
-        self._executor = MultiThreadedExecutor(num_threads=num_threads, context=context)
+        self._executor = GuardedExecutor(num_threads=num_threads, context=context)
         overrides = overrides or {}
         try:
             for entry in entries:
@@ -91,6 +92,11 @@ class GraphRunner:
             raise
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
+
+    @property
+    def callback_errors(self) -> int:
+        """Exceptions raised by callbacks of this graph's nodes (logged; the nodes go on)."""
+        return self._executor.callback_errors
 
     def _spin(self) -> None:
         with suppress(ExternalShutdownException):

@@ -17,6 +17,7 @@ from mimo_embodied_ros.backends.base import (
     ModelRequest,
     validate_request,
 )
+from mimo_embodied_ros.core.prompts import NO_THINK_SUFFIX
 from mimo_embodied_ros.core.types import ImageSize
 
 DEFAULT_KEY = "*"
@@ -56,12 +57,18 @@ class ScriptedBackend:
         self._answers = _read_answers(self.answers_file)
         self._stamp = stamp
 
-    def answer_for(self, instruction: str) -> str:
-        """The scripted answer for an instruction (exact after strip, case-insensitive)."""
+    def answer_for(self, instruction: str, no_think: bool = False) -> str:
+        """The scripted answer for an instruction (exact after strip, case-insensitive).
+
+        In no-think mode a key "<instruction> /no_think" is preferred when the file has one, so
+        a file can script how a model answers the no-think retry of an unfinished thought.
+        """
         with self._lock:
             self._reload_if_changed()
             answers = self._answers
         key = _normalize(instruction)
+        if no_think and key + NO_THINK_SUFFIX in answers:
+            return answers[key + NO_THINK_SUFFIX]
         if key in answers:
             return answers[key]
         if DEFAULT_KEY in answers:
@@ -75,9 +82,9 @@ class ScriptedBackend:
     def generate(self, request: ModelRequest) -> ModelReply:
         validate_request(request)
         started = time.perf_counter()
-        text = self.answer_for(request.instruction)
-        if self.delay_s:
-            time.sleep(self.delay_s)
+        text = self.answer_for(request.instruction, request.task_text.endswith(NO_THINK_SUFFIX))
+        if self.delay_s and request.cancel.wait(self.delay_s):
+            raise BackendError("cancelled", "the query was cancelled while the model was thinking")
         return ModelReply(
             text=text,
             model_id=self.model_id,
@@ -85,6 +92,7 @@ class ScriptedBackend:
             prompt_tokens=None,
             # The caller pre-resized the images: that is the size a model would have seen.
             image_sizes=[ImageSize(width=im.shape[1], height=im.shape[0]) for im in request.images],
+            image_check="exact" if request.images else "",
         )
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from mimo_embodied_ros.backends.base import (
     BackendError,
     ModelReply,
     ModelRequest,
+    Progress,
     validate_request,
 )
 from mimo_embodied_ros.core.prompts import build_messages
@@ -23,6 +24,29 @@ from mimo_embodied_ros.core.types import ImageSize
 
 DTYPE_NAMES = ("auto", "bfloat16", "float32")
 VISION_PATCH_SIZE = 14  # model-io.md: resized height = grid_h * 14, width = grid_w * 14
+PROGRESS_EVERY_TOKENS = 16  # how often a generation decodes its text so far for feedback
+
+
+class _CancelAndReport:
+    """A generate() stopping criterion: stops when the request's cancel event is set, and reports
+    the tokens (and every PROGRESS_EVERY_TOKENS tokens the text) generated so far."""
+
+    def __init__(self, request: ModelRequest, prompt_length: int, decode: Any) -> None:
+        self.request = request
+        self.prompt_length = prompt_length
+        self.decode = decode
+        self.cancelled = False
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        generated = int(input_ids.shape[1]) - self.prompt_length
+        if self.request.on_progress is not None and generated % PROGRESS_EVERY_TOKENS == 1:
+            text = self.decode(input_ids[0, self.prompt_length:].tolist())
+            self.request.report(Progress("generating", tokens=generated, text=text))
+        self.cancelled = self.request.cancel.is_set()
+        return torch.full((input_ids.shape[0],), self.cancelled, dtype=torch.bool,
+                          device=input_ids.device)
 
 
 def _resolve_device(device: str) -> str:
@@ -64,7 +88,7 @@ class TransformersBackend:
         dtype: str = "auto",
         min_pixels: int = 3136,
         max_pixels: int = 1003520,
-        max_new_tokens: int = 1024,
+        max_new_tokens: int = 4096,
     ) -> None:
         import torch
         from transformers import Qwen2_5_VLForConditionalGeneration
@@ -139,6 +163,8 @@ class TransformersBackend:
                     item["image"] = next(pictures)
         max_new_tokens = min(request.max_new_tokens, self.max_new_tokens)
         with self._lock:
+            if request.cancel.is_set():
+                raise BackendError("cancelled", "the query was cancelled before generation")
             started = time.perf_counter()
             try:
                 inputs = self.processor.apply_chat_template(
@@ -148,6 +174,9 @@ class TransformersBackend:
                     return_dict=True,
                     return_tensors="pt",
                 ).to(self.model.device)
+                prompt_length = int(inputs["input_ids"].shape[1])
+                stopper = _CancelAndReport(request, prompt_length, self.decode_new_tokens)
+                request.report(Progress("generating"))
                 with self._torch.inference_mode():
                     output = self.model.generate(
                         **inputs,
@@ -156,12 +185,18 @@ class TransformersBackend:
                         temperature=None,
                         top_p=None,
                         top_k=None,
+                        repetition_penalty=1.0,
+                        stopping_criteria=[stopper],
                     )
             except Exception as error:
                 raise BackendError("bad_response", f"generation failed: {error}") from error
             model_ms = (time.perf_counter() - started) * 1000.0
-        prompt_length = int(inputs["input_ids"].shape[1])
-        text = self.decode_new_tokens(output[0, prompt_length:].tolist())
+        if stopper.cancelled:
+            raise BackendError(
+                "cancelled", f"generation stopped after {model_ms / 1000:.2f} s (cancelled)"
+            )
+        new_tokens = output[0, prompt_length:].tolist()
+        text = self.decode_new_tokens(new_tokens)
         image_sizes = None
         if "image_grid_thw" in inputs:
             image_sizes = [
@@ -174,6 +209,8 @@ class TransformersBackend:
             model_ms=model_ms,
             prompt_tokens=prompt_length,
             image_sizes=image_sizes,
+            image_check="exact" if image_sizes else "",
+            completion_tokens=len(new_tokens),
         )
 
     def close(self) -> None:

@@ -2,39 +2,47 @@
 
 Every parser takes whatever text a backend returned and never raises on it: model output is
 untrusted input and a node must keep running. Anything odd is reported in ``ParsedAnswer.status``
-("ok" or a short reason). Inputs that are not ``str`` give status "not_text".
+("ok", "box_centres" or a short reason; ``ParsedAnswer.ok`` tells which count as read). Inputs
+that are not ``str`` give status "not_text". Beyond the official formats the parsers read what
+the official scorer also accepts: ``(x, y)`` tuples, boxes under any key, bare four-number lists,
+and they flag 0-1 (normalized) answers the prompt did not ask for.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
-import json
-import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
+from mimo_embodied_ros.core.box_parsing import (
+    as_float,
+    box_centre,
+    dicts_with,
+    find_boxes,
+    is_normalized,
+    is_number,
+    is_valid_box,
+    label_text,
+    load_json,
+    unescape,
+)
 from mimo_embodied_ros.core.prompts import Task
-from mimo_embodied_ros.core.types import ModelBox, ModelPoint, ParsedAnswer
+from mimo_embodied_ros.core.types import ModelPoint, ParsedAnswer
 
 OFFICIAL_POINT_PATTERN = r"\[\s*(-?\d+(?:\.\d+)?),\s*(-?\d+(?:\.\d+)?)\s*\]"
+# The scorer's fallback when no [x, y] pair is found: (x, y) tuples, same numbers and spacing.
+TUPLE_POINT_PATTERN = r"\(\s*(-?\d+(?:\.\d+)?),\s*(-?\d+(?:\.\d+)?)\s*\)"
 THINK_START = "<think>"
 THINK_END = "</think>"
 
 _POINT_RE = re.compile(OFFICIAL_POINT_PATTERN)
-_NUMBER = r"(-?\d+(?:\.\d+)?)"
-# Near-JSON fallback: a bbox_2d key (quoted or not) followed by a list of four numbers.
-_BOX_RE = re.compile(
-    r"""["']?bbox_2d["']?\s*:\s*\[\s*""" + r"\s*,\s*".join([_NUMBER] * 4) + r"\s*\]"
-)
-_LABEL_RE = re.compile(r"""["']?label["']?\s*:\s*"((?:[^"\\]|\\.)*)\"""")
+_TUPLE_RE = re.compile(TUPLE_POINT_PATTERN)
 _TARGET_RE = re.compile(r"""["']?target["']?\s*:\s*"((?:[^"\\]|\\.)*)\"""")
-_SCORE_RE = re.compile(
-    r"""["']?(?:score|confidence)["']?\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"""
-)
-_FENCE_RE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
 _BOXED_TOKEN_RE = re.compile(r"\\boxed\s*\{|\{|\}")
+# The leading word yes / no of an answer without \boxed{}: not followed by another letter.
+_LEADING_YES_NO_RE = re.compile(r"(yes|no)(?![^\W\d_])", re.IGNORECASE)
 _TEXT_WRAPPER_RE = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\s*\{(.*)\}$", re.DOTALL)
 # [ \t] rather than \s: \s would cross newlines and make blank-line floods quadratic.
 _STEP_RE = re.compile(
@@ -91,103 +99,31 @@ def split_thinking(text: str, think_mode: bool = True) -> tuple[str, str, str]:
     return reasoning.strip(), answer, "ok" if answer else "empty"
 
 
-def _json_candidates(answer: str) -> Iterator[str]:
-    """Texts that may hold the JSON answer: fenced blocks, the whole answer, its bracketed span."""
-    yield from (match.group(1) for match in _FENCE_RE.finditer(answer))
-    yield answer
-    for opening, closing in ("[]", "{}"):
-        first, last = answer.find(opening), answer.rfind(closing)
-        if 0 <= first < last:
-            yield answer[first:last + 1]
-
-
-def _load_json(answer: str) -> object | None:
-    """The first candidate that decodes as JSON, else None (never raises)."""
-    for candidate in _json_candidates(answer):
-        try:
-            return json.loads(candidate)
-        except (ValueError, RecursionError):
-            continue
-    return None
-
-
-def _dicts_with(tree: object, keys: tuple[str, ...]) -> list[dict]:
-    """Every dict in a decoded JSON tree that has one of ``keys``, in document order."""
-    found: list[dict] = []
-    stack: list[object] = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if any(key in node for key in keys):
-                found.append(node)
-            else:
-                stack.extend(reversed(list(node.values())))
-        elif isinstance(node, list):
-            stack.extend(reversed(node))
-    return found
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _as_float(value: object) -> float:
-    """A JSON number as float; ints too large for a float become inf instead of raising."""
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
-
-
-def _label_text(value: object) -> str:
-    """A JSON label as text (non-strings in JSON notation; "" for none or unprintable)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value)
-    except (ValueError, RecursionError):
-        return ""
-
-
 def _json_pairs(points: object) -> list[tuple[float, float]]:
     """The [x, y] pairs of one JSON "points" value (a list of pairs or one pair)."""
-    if isinstance(points, list) and len(points) == 2 and all(map(_is_number, points)):
-        return [(_as_float(points[0]), _as_float(points[1]))]
+    if isinstance(points, list) and len(points) == 2 and all(map(is_number, points)):
+        return [(as_float(points[0]), as_float(points[1]))]
     if not isinstance(points, list):
         return []
     return [
-        (_as_float(pair[0]), _as_float(pair[1]))
+        (as_float(pair[0]), as_float(pair[1]))
         for pair in points
-        if isinstance(pair, list) and len(pair) == 2 and all(map(_is_number, pair))
+        if isinstance(pair, list) and len(pair) == 2 and all(map(is_number, pair))
     ]
 
 
-def _labelled_pairs(answer: str) -> list[tuple[float, float, str]]:
-    """(x, y, label) of the official JSON list [{"points": [...], "label": ...}], if it parses."""
-    tree = _load_json(answer)
+def _labelled_pairs(tree: object) -> list[tuple[float, float, str]]:
+    """(x, y, label) of the official JSON list [{"points": [...], "label": ...}], if it parsed."""
     labelled: list[tuple[float, float, str]] = []
-    for entry in _dicts_with(tree, ("points",)):
-        label = _label_text(entry.get("label"))
+    for entry in dicts_with(tree, ("points",)):
+        label = label_text(entry.get("label"))
         labelled.extend((x, y, label) for x, y in _json_pairs(entry.get("points")))
     return labelled
 
 
-@_never_raises
-def parse_points(text: str, think_mode: bool = True) -> ParsedAnswer:
-    """Points: every [x, y] pair the official pattern finds in the answer, as floats.
-
-    The official scorer casts coordinates to int; floats are kept here so that sub-pixel answers
-    survive the rescale to the source image. Labels come from the official JSON
-    (``[{"points": [[x, y], ...], "label": ...}]``, optionally in ```json fences) when it parses
-    and its pairs line up with the pattern's; otherwise the label is "". Overflowing numbers
-    become inf and are kept: the coordinate mapping reports them as outside the image.
-    """
-    reasoning, answer, status = split_thinking(text, think_mode)
-    if status != "ok":
-        return ParsedAnswer(status=status, answer=answer, reasoning=reasoning)
-    labelled = _labelled_pairs(answer)
+def _pattern_points(answer: str, tree: object) -> list[ModelPoint]:
+    """Every [x, y] pair of the official pattern, labelled from the JSON where the pairs agree."""
+    labelled = _labelled_pairs(tree)
     # Walk the pattern's pairs and the JSON's pairs in order, matching equal coordinates; pairs
     # the pattern finds outside the JSON points (e.g. inside a label) keep the label "".
     json_indices: dict[tuple[float, float], list[int]] = defaultdict(list)
@@ -207,108 +143,85 @@ def parse_points(text: str, think_mode: bool = True) -> ParsedAnswer:
             label = labelled[candidates[position]][2]
             next_labelled = candidates[position] + 1
         points.append(ModelPoint(x=x, y=y, label=label))
+    return points
+
+
+def _tuple_points(answer: str) -> list[ModelPoint]:
+    """Every (x, y) tuple of the answer: the scorer's fallback when no [x, y] pair is found."""
+    points = []
+    for x_text, y_text in _TUPLE_RE.findall(answer):
+        try:
+            points.append(ModelPoint(x=float(x_text), y=float(y_text)))
+        except ValueError:
+            continue
+    return points
+
+
+def _box_centre_points(answer: str, tree: object) -> list[ModelPoint]:
+    """The centres of the valid boxes of a reply that held boxes where points were asked for."""
+    points = []
+    for box in filter(is_valid_box, find_boxes(answer, tree)):
+        x, y = box_centre(box)
+        if x == x and y == y:  # -inf and inf corners have no centre (NaN)
+            points.append(ModelPoint(x=x, y=y, label=box.label))
+    return points
+
+
+def _points_status(points: list[ModelPoint], found_as: str) -> str:
+    """ "no_coordinates", "normalized_points" (every coordinate in [0, 1]) or ``found_as``."""
+    if not points:
+        return "no_coordinates"
+    if is_normalized([value for point in points for value in (point.x, point.y)]):
+        return "normalized_points"
+    return found_as
+
+
+@_never_raises
+def parse_points(text: str, think_mode: bool = True) -> ParsedAnswer:
+    """Points: every [x, y] pair the official pattern finds in the answer, as floats.
+
+    The official scorer casts coordinates to int; floats are kept here so that sub-pixel answers
+    survive the rescale to the source image. Labels come from the official JSON
+    (``[{"points": [[x, y], ...], "label": ...}]``, optionally in ```json fences) when it parses
+    and its pairs line up with the pattern's; otherwise the label is "". Overflowing numbers
+    become inf and are kept: the coordinate mapping reports them as outside the image.
+
+    When no pair is found: ``(x, y)`` tuples (status "ok"), else the centres of the reply's boxes
+    (any key, or the first bare four-number list; status "box_centres", which counts as ok).
+    Points whose coordinates all lie in [0, 1] are listed with status "normalized_points"
+    (not ok): a 0-1 answer the prompt did not ask for, never to be lifted as pixels.
+    """
+    reasoning, answer, status = split_thinking(text, think_mode)
+    if status != "ok":
+        return ParsedAnswer(status=status, answer=answer, reasoning=reasoning)
+    tree = load_json(answer)
+    points = _pattern_points(answer, tree) or _tuple_points(answer)
+    found_as = "ok"
+    if not points:
+        points, found_as = _box_centre_points(answer, tree), "box_centres"
     return ParsedAnswer(
-        status="ok" if points else "no_coordinates",
+        status=_points_status(points, found_as),
         answer=answer,
         reasoning=reasoning,
         points=points,
     )
 
 
-def _score(entry: dict) -> float:
-    for key in ("score", "confidence"):
-        value = entry.get(key)
-        if _is_number(value):
-            return _as_float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    return math.nan
-
-
-def _json_boxes(answer: str) -> list[ModelBox]:
-    """Boxes from dicts whose "bbox_2d" is a list of exactly four numbers."""
-    boxes = []
-    for entry in _dicts_with(_load_json(answer), ("bbox_2d",)):
-        corners = entry["bbox_2d"]
-        if isinstance(corners, list) and len(corners) == 4 and all(map(_is_number, corners)):
-            x1, y1, x2, y2 = map(_as_float, corners)
-            boxes.append(ModelBox(x1, y1, x2, y2, _label_text(entry.get("label")), _score(entry)))
-    return boxes
-
-
-def _unescape(raw: str) -> str:
-    """A label read by regex, with its JSON escapes decoded when they are valid."""
-    try:
-        return json.loads(f'"{raw}"')
-    except ValueError:
-        return raw
-
-
-def _object_end(text: str, start: int, limit: int) -> int:
-    """Index of the first "}" outside a double-quoted string in text[start:limit], else limit."""
-    in_string = escaped = False
-    for index in range(start, limit):
-        char = text[index]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char == "}":
-            return index
-    return limit
-
-
-def _regex_boxes(answer: str) -> list[ModelBox]:
-    """Boxes from near-JSON text, each with the label/score found in its own {...} object."""
-    boxes = []
-    matches = list(_BOX_RE.finditer(answer))
-    previous_object_end = 0
-    for index, match in enumerate(matches):
-        next_start = matches[index + 1].start() if index + 1 < len(matches) else len(answer)
-        object_end = _object_end(answer, match.end(), next_start)
-        context = answer[previous_object_end:match.start()] + answer[match.end():object_end]
-        previous_object_end = object_end
-        try:
-            x1, y1, x2, y2 = (float(value) for value in match.groups())
-        except ValueError:
-            continue
-        label_match = _LABEL_RE.search(context)
-        score_match = _SCORE_RE.search(context)
-        label = _unescape(label_match.group(1)) if label_match else ""
-        try:
-            score = float(score_match.group(1)) if score_match else math.nan
-        except ValueError:
-            score = math.nan
-        boxes.append(ModelBox(x1, y1, x2, y2, label, score))
-    return boxes
-
-
-def _is_valid_box(box: ModelBox) -> bool:
-    """Corners top-left then bottom-right and no NaN (inf is kept for the bounds check)."""
-    corners = (box.x1, box.y1, box.x2, box.y2)
-    return not any(map(math.isnan, corners)) and box.x1 <= box.x2 and box.y1 <= box.y2
-
-
 @_never_raises
 def parse_boxes(text: str, think_mode: bool = True) -> ParsedAnswer:
-    """2D boxes from ``bbox_2d`` lists of four numbers: JSON first, a tolerant regex after.
+    """2D boxes: lists of four numbers under any key (``bbox_2d`` first), JSON then near-JSON.
 
-    Boxes whose corners are not top-left then bottom-right are dropped, not swapped: the status
-    says "invalid_box" only when no valid box remains ("no_boxes" when there was none at all).
+    When no keyed box is found, the first bare ``[a, b, c, d]`` or ``(a, b, c, d)``, as the
+    official scorer. Boxes whose values all lie in [0, 1] are kept with ``normalized=True``: the
+    caller scales them by the resized width and height. Boxes whose corners are not top-left then
+    bottom-right are dropped, not swapped: the status says "invalid_box" only when no valid box
+    remains ("no_boxes" when there was none at all).
     """
     reasoning, answer, status = split_thinking(text, think_mode)
     if status != "ok":
         return ParsedAnswer(status=status, answer=answer, reasoning=reasoning)
-    candidates = _json_boxes(answer) or _regex_boxes(answer)
-    boxes = [box for box in candidates if _is_valid_box(box)]
+    candidates = find_boxes(answer, load_json(answer))
+    boxes = [box for box in candidates if is_valid_box(box)]
     status = "ok" if boxes else ("invalid_box" if candidates else "no_boxes")
     return ParsedAnswer(status=status, answer=answer, reasoning=reasoning, boxes=boxes)
 
@@ -337,14 +250,19 @@ def parse_choice(text: str, think_mode: bool = True) -> ParsedAnswer:
     """Multiple choice / yes-no: the content of the last \\boxed{...}, stripped.
 
     A box holding only ``\\text{...}`` is unwrapped; yes and no are lower-cased (the benchmarks
-    expect exactly ``yes`` / ``no``). Status "no_boxed" when there is no box, "empty_boxed" when
-    the box is empty.
+    expect exactly ``yes`` / ``no``). Without a box, an answer that begins with the word yes or
+    no ("Yes, the drawer is open.") gives that word (the robot-friendly reading of model-io.md);
+    otherwise the status is "no_boxed". "empty_boxed" when the box is empty.
     """
     reasoning, answer, status = split_thinking(text, think_mode)
     if status != "ok":
         return ParsedAnswer(status=status, answer=answer, reasoning=reasoning)
     content = last_boxed(answer)
     if content is None:
+        leading = _LEADING_YES_NO_RE.match(answer)
+        if leading:
+            choice = leading.group(1).lower()
+            return ParsedAnswer(status="ok", answer=answer, reasoning=reasoning, choice=choice)
         return ParsedAnswer(status="no_boxed", answer=answer, reasoning=reasoning)
     choice = content.strip()
     wrapped = _TEXT_WRAPPER_RE.match(choice)
@@ -395,13 +313,13 @@ def parse_region_target(answer: str) -> str | None:
     """
     if not isinstance(answer, str):
         return None
-    for entry in _dicts_with(_load_json(answer), ("target",)):
+    for entry in dicts_with(load_json(answer), ("target",)):
         target = entry.get("target")
         if isinstance(target, str) and target.strip():
             return target.strip()
     match = _TARGET_RE.search(answer)
     if match and match.group(1).strip():
-        return _unescape(match.group(1)).strip()
+        return unescape(match.group(1)).strip()
     return None
 
 

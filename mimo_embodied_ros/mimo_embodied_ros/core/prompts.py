@@ -1,8 +1,9 @@
 """Prompt builders for MiMo-Embodied-7B (wording from model-io.md, which must stay verbatim).
 
 A third party who only reworded the pointing prompt lost 21 points on RoboAfford-Eval, so the
-official sentences below are copied character for character; only the user's description is
-inserted. Everything here is pure Python: the backends turn the messages into model input.
+official sentences below (the pointing prompt, MiMo-VL's grounding prompt, the \\boxed{} request)
+are copied character for character; only the user's description is inserted. Everything here is
+pure Python: the backends turn the messages into model input.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ _POINTING_TEMPLATE = (
     'Based on the description: "{ref}", locate points matching the description. '
     'Output a JSON in the format [{{"points": [...], "label": "{{the_whole_description}}"}}, ...].'
 )
+# MiMo-VL's own grounding (box) prompt, verbatim; the trailing space is part of it.
 _DETECTION_TEMPLATE = (
-    'Based on the description: "{ref}", locate objects matching the description. '
-    'Output a JSON in the format [{{"bbox_2d": [x1, y1, x2, y2], '
-    '"label": "{{the_whole_description}}"}}, ...].'
+    'Based on the description: "{ref}", locate all regions matching the description. '
+    'Output a JSON in the format '
+    '[{{"bbox_2d": [...], "label": "{{the_whole_description}}"}}, ...]. '
 )
 _REGION_TEMPLATE = (
     'This is a top-down map of the environment (free space white, obstacles black, unknown grey). '
@@ -66,11 +68,11 @@ def pointing_prompt(description: str) -> str:
 
 
 def detection_prompt(description: str) -> str:
-    """A 2D box prompt defined by this project, in the pointing prompt's wording style.
+    """MiMo-VL's official grounding (2D box) prompt, verbatim, trailing space included.
 
-    The release has no official box prompt: model-io.md only fixes the answer format
-    (``[{"bbox_2d": [x1, y1, x2, y2], ...}]``, corners top-left then bottom-right), so this
-    sentence mirrors the pointing prompt and asks for exactly that JSON.
+    The family's own wording (model-io.md), not a project prompt: the answer is JSON
+    ``[{"bbox_2d": [x1, y1, x2, y2], "label": ...}]``, corners top-left then bottom-right, in
+    pixels of the resized image.
     """
     return _DETECTION_TEMPLATE.format(ref=_quoted_reference(description))
 
@@ -153,7 +155,9 @@ def build_messages(task_text: str, num_images: int) -> list[dict]:
 # "auto" routing: the first rule whose pattern occurs at least ``min_matches`` times
 # (case-insensitive) wins; no rule matching means POINT. The order settles overlaps, e.g.
 # "draw a bounding box around the mug you would pick" is DETECT, "is there a box?" is CHOICE,
-# "put the apple in the box" is POINT.
+# "put the apple in the box" and "where is the box?" are POINT. Finding or locating an object
+# is pointing: the official pointing prompt is what the model was evaluated on for that; boxes
+# are only for requests that ask for them.
 class RoutingRule(NamedTuple):
     """One row of the "auto" routing table."""
 
@@ -170,17 +174,20 @@ def _rule(task: Task, why: str, pattern: str, min_matches: int = 1) -> RoutingRu
 ROUTING_RULES: tuple[RoutingRule, ...] = (
     _rule(Task.CHOICE, "two or more option lines such as '(A) ...' or 'B. ...'",
           r"^[ \t]*(?:\([ \t]*[A-H][ \t]*\)|[A-H][.)])[ \t]*\S", min_matches=2),
-    _rule(Task.DETECT, "asks for boxes or detection explicitly",
-          r"\b(?:bounding\s+box(?:es)?|bbox(?:es)?|detect\w*|box(?:es)?\s+around)\b"),
+    _rule(Task.DETECT, "asks for boxes or detection explicitly ('bounding box', 'bbox', "
+          "'3D box', 'box around', 'draw a box', 'detect'): MiMo-VL's grounding prompt",
+          r"\b(?:bounding\s+box(?:es)?|bbox(?:es)?|detect\w*|box(?:es)?\s+around|"
+          r"[23]d\s+box(?:es)?|draw\s+(?:a\s+|the\s+)?box(?:es)?)\b"),
     _rule(Task.CHOICE, "ends with a yes/no question ('is there ...?', 'can you see ...?')",
           r"(?:\A|[.!?\n]\s*)(?:is\s+there|are\s+there|is\s+it|is\s+the|are\s+the|does|"
           r"do\s+you\s+see|can\s+you\s+see|could\s+you\s+see)\b[^.!?\n]*\?\s*\Z"),
     _rule(Task.PLAN, "asks for a plan or the next step",
           r"\b(?:next\s+steps?|plan(?:s|ning)?|how\s+(?:do|should|can)\s+i|steps?\s+to)\b"),
-    _rule(Task.POINT, "pointing, grasping or placing words",
+    _rule(Task.POINT, "pointing, grasping or placing words: the official pointing prompt",
           r"\b(?:point\w*|grasp\w*|pick\w*|place\w*|put|where\s+can|handles?|affordances?)\b"),
-    _rule(Task.DETECT, "asks where an object is or to find it",
-          r"\b(?:box(?:es)?|where\s+(?:is|are)|find|locate\s+the)\b"),
+    _rule(Task.POINT, "asks where an object is or to find / locate it (no box asked for): "
+          "the official pointing prompt",
+          r"\b(?:where(?:\s+(?:is|are)|'s)|find\w*|locat\w*)\b"),
 )
 
 

@@ -19,6 +19,18 @@ MIN_PIXELS = 3136  # 56 * 56, the stock Qwen2.5-VL preprocessor's lower bound
 MAX_RATIO = 200  # the processor refuses longer-than-200:1 images
 
 
+MAX_PIXELS_PRESETS: dict[str, int] = {
+    # 1280x720 -> 1288x728 (1196 visual tokens), as the release's real-robot figures imply.
+    "robot": 1003520,
+    # The released evaluation launcher: 128 visual tokens (1280x720 -> 420x224); fastest.
+    "launcher": 100352,
+    # The README's 4096 visual tokens; a 1280x720 frame stays 1288x728 (below the cap).
+    "readme": 3211264,
+}
+"""Named image-size caps (model.image_preset). Each visual token is a 28x28 block of the resized
+image, so the cap bounds the prompt length and the time to the first token; which cap points
+best on a robot is not known until measured on a GPU."""
+
 def smart_resize(
     height: int,
     width: int,

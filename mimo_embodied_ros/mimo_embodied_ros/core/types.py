@@ -63,13 +63,22 @@ class ModelBox:
     y2: float
     label: str = ""
     score: float = float("nan")
+    # All four values in [0, 1]: a 0-1 answer the prompt did not ask for. The parser cannot scale
+    # it (it does not know the image size); the caller multiplies by the resized width / height.
+    normalized: bool = False
+
+
+# Statuses that count as a readable answer. "box_centres": a pointing reply that held only boxes,
+# read as their centres. Not ok, though points are listed: "normalized_points" (all coordinates
+# in [0, 1], which the prompt did not ask for; never lift those as pixels).
+OK_STATUSES = frozenset({"ok", "box_centres"})
 
 
 @dataclass
 class ParsedAnswer:
     """Everything read from one model reply. Parsers fill it and never raise."""
 
-    status: str  # "ok" or a short reason: "empty", "no_think_end", "no_coordinates", ...
+    status: str  # "ok", "box_centres" or a short reason: "empty", "normalized_points", ...
     answer: str = ""  # text after the last </think> (the whole text in no-think mode)
     reasoning: str = ""  # text inside <think> ... </think>
     points: list[ModelPoint] = field(default_factory=list)
@@ -79,4 +88,5 @@ class ParsedAnswer:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        """True when the status is one of ``OK_STATUSES``."""
+        return self.status in OK_STATUSES

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
@@ -21,6 +19,7 @@ from mimo_embodied_msgs.msg import (
 from mimo_embodied_msgs.srv import Instruct
 from mimo_embodied_ros.core.annotate import annotate
 from mimo_embodied_ros.core.depth import project
+from mimo_embodied_ros.core.text import FLOAT32_MAX, finite_or_nan, safe_text
 from mimo_embodied_ros.core.types import CameraIntrinsics
 from mimo_embodied_ros.perception import QueryResult
 
@@ -29,27 +28,28 @@ NAN = float("nan")
 
 def timings_msg(result: QueryResult) -> Timings:
     t = result.timings_ms
-    return Timings(
-        preprocess_ms=t.get("preprocess_ms", NAN),
-        model_ms=t.get("model_ms", NAN),
-        postprocess_ms=t.get("postprocess_ms", NAN),
-        total_ms=t.get("total_ms", NAN),
-    )
+    return Timings(**{
+        name: finite_or_nan(t.get(name, NAN), FLOAT32_MAX)
+        for name in ("preprocess_ms", "model_ms", "postprocess_ms", "total_ms")
+    })
 
 
-def ros_text(text: str) -> str:
-    """ROS strings are C strings: a NUL would silently cut the rest of a model answer off."""
-    return text.replace("\x00", "\ufffd")
+ros_text = safe_text
+"""Every string from a model or a server goes through this before it reaches a message."""
+
+
+def _f32(value: object) -> float:
+    return finite_or_nan(value, FLOAT32_MAX)
 
 
 def _common_fields(result: QueryResult) -> dict:
     parsed, reply = result.parsed, result.reply
     return {
-        "instruction": result.instruction,
+        "instruction": ros_text(result.instruction),
         "answer": ros_text(parsed.answer) if parsed else "",
         "reasoning": ros_text(parsed.reasoning) if parsed else "",
         "raw_text": ros_text(reply.text) if reply else "",
-        "model_id": reply.model_id if reply else "",
+        "model_id": ros_text(reply.model_id) if reply else "",
         "timings": timings_msg(result),
     }
 
@@ -62,15 +62,15 @@ def affordances_msg(result: QueryResult, header: Header, backend: str) -> Afford
         points.append(
             AffordancePoint(
                 label=ros_text(p.model.label),
-                u=float(p.u),
-                v=float(p.v),
-                u_model=float(p.model.x),
-                v_model=float(p.model.y),
+                u=finite_or_nan(p.u),
+                v=finite_or_nan(p.v),
+                u_model=finite_or_nan(p.model.x),
+                v_model=finite_or_nan(p.model.y),
                 in_image=bool(p.in_image),
                 depth_valid=p.position is not None,
                 position=Point(x=float(position[0]), y=float(position[1]), z=float(position[2])),
-                depth_spread=float(p.depth.spread) if p.depth is not None else NAN,
-                status=p.status,
+                depth_spread=_f32(p.depth.spread) if p.depth is not None else NAN,
+                status=ros_text(p.status),
             )
         )
     return Affordances(header=header, points=points, backend=backend, **_common_fields(result))
@@ -82,16 +82,16 @@ def objects_msg(result: QueryResult, header: Header, backend: str) -> Objects3D:
     for o in result.objects:
         msg = Object3D(
             label=ros_text(o.model.label),
-            score=float(o.model.score),
-            box_2d=[float(c) if math.isfinite(c) else NAN for c in o.box_px],
+            score=_f32(o.model.score),
+            box_2d=[finite_or_nan(c) for c in o.box_px],
             valid=o.box3d is not None,
-            status=o.status,
+            status=ros_text(o.status),
         )
         if o.box3d is not None:
             msg.center = pose_msg(o.box3d.center, o.box3d.rotation)
             msg.size = Vector3(x=float(o.box3d.size[0]), y=float(o.box3d.size[1]),
                                z=float(o.box3d.size[2]))
-            msg.method = o.box3d.method
+            msg.method = ros_text(o.box3d.method)
             msg.num_points = int(o.box3d.num_points)
         objects.append(msg)
     return Objects3D(header=header, objects=objects, backend=backend, **_common_fields(result))
@@ -109,9 +109,10 @@ def fill_instruct_response(
     response: Instruct.Response, result: QueryResult, header: Header, backend: str
 ) -> Instruct.Response:
     response.success = result.success
-    response.message = result.message
+    response.message = ros_text(result.message)
     response.task = result.task.value if result.task else ""
     response.parse_status = result.parsed.status if result.parsed else ""
+    response.retried_no_think = result.retried_no_think
     response.affordances = affordances_msg(result, header, backend)
     response.objects = objects_msg(result, header, backend)
     if result.parsed is not None:
@@ -165,7 +166,7 @@ def annotated_rgb(
 ) -> np.ndarray:
     """The debug image: the source frame with the query's points, 2D boxes and (given the
     intrinsics) 3D boxes projected back, so an operator sees whether the 3D estimate fits."""
-    caption = f"{result.instruction} -> {result.message}"
+    caption = ros_text(f"{result.instruction} -> {result.message}")
     cuboids = []
     if intrinsics is not None:
         cuboids = [project(o.box3d.corners(), intrinsics) for o in result.objects if o.box3d]

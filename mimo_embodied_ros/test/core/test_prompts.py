@@ -27,6 +27,11 @@ OFFICIAL_POINTING = (
     'Based on the description: "<REF>", locate points matching the description. Output a JSON in '
     'the format [{"points": [...], "label": "{the_whole_description}"}, ...].'
 )
+# MiMo-VL's grounding (box) prompt, copied from model-io.md: note the trailing space.
+OFFICIAL_GROUNDING = (
+    'Based on the description: "<REF>", locate all regions matching the description. Output a '
+    'JSON in the format [{"bbox_2d": [...], "label": "{the_whole_description}"}, ...]. '
+)
 
 
 def test_constants_are_the_official_strings() -> None:
@@ -55,13 +60,22 @@ def test_pointing_prompt_keeps_other_characters_verbatim() -> None:
     assert pointing_prompt(description) == OFFICIAL_POINTING.replace("<REF>", description)
 
 
-def test_detection_prompt_mirrors_pointing_and_asks_for_bbox_2d() -> None:
-    prompt = detection_prompt('the "big" box')
-    assert prompt.startswith("Based on the description: \"the 'big' box\", locate ")
-    assert '[{"bbox_2d": [x1, y1, x2, y2], "label": "{the_whole_description}"}, ...]' in prompt
-    assert detection_prompt.__doc__ is not None and "no official box prompt" in (
-        detection_prompt.__doc__
-    )
+def test_grounding_prompt_is_mimo_vl_verbatim_with_trailing_space() -> None:
+    assert detection_prompt("the red mug") == OFFICIAL_GROUNDING.replace("<REF>", "the red mug")
+    assert detection_prompt("the red mug").endswith("...]. ")
+
+
+def test_grounding_prompt_replaces_double_quotes_and_is_no_project_prompt() -> None:
+    prompt = detection_prompt('  the "big" box ')
+    assert prompt == OFFICIAL_GROUNDING.replace("<REF>", "the 'big' box")
+    assert prompt.count('"') == OFFICIAL_GROUNDING.count('"')
+    assert detection_prompt.__doc__ is not None and "MiMo-VL" in detection_prompt.__doc__
+    assert "defined by this project" not in detection_prompt.__doc__
+
+
+def test_build_task_text_detection_is_the_grounding_prompt() -> None:
+    text = build_task_text(Task.DETECT, "the cups", think=True)
+    assert text == OFFICIAL_GROUNDING.replace("<REF>", "the cups")
 
 
 def test_choice_prompt_appends_boxed_instruction_with_literal_backslash() -> None:
@@ -130,10 +144,17 @@ def test_build_messages_rejects_negative_count() -> None:
         ("Draw a bounding box around the mug", Task.DETECT),
         ("detect all chairs", Task.DETECT),
         ("draw a bounding box around the mug you would pick", Task.DETECT),
-        ("Where is the bed?", Task.DETECT),
-        ("find the remote", Task.DETECT),
-        ("Locate the fridge", Task.DETECT),
-        ("the cardboard box", Task.DETECT),
+        ("draw a 3D bounding box around the mug", Task.DETECT),
+        ("detect the cups", Task.DETECT),
+        ("give me the 3d box of the chair", Task.DETECT),
+        ("draw boxes on the cups", Task.DETECT),
+        ("find the bounding box of the remote", Task.DETECT),
+        ("Where is the bed?", Task.POINT),
+        ("find the remote", Task.POINT),
+        ("Locate the fridge", Task.POINT),
+        ("where's my phone", Task.POINT),
+        ("the cardboard box", Task.POINT),  # a box as an object, not a request for boxes
+        ("Where is the box?", Task.POINT),
         ("point to the cup", Task.POINT),
         ("Where can I place the plate?", Task.POINT),
         ("grasp the handle of the mug", Task.POINT),
@@ -156,6 +177,28 @@ def test_build_messages_rejects_negative_count() -> None:
 )
 def test_choose_task(instruction: str, expected: Task) -> None:
     assert choose_task(instruction) is expected
+
+
+@pytest.mark.parametrize(
+    "instruction", ["find the mug", "where is the bowl?", "where are the keys", "locate the cup"]
+)
+def test_find_and_where_route_to_the_official_pointing_prompt(instruction: str) -> None:
+    assert choose_task(instruction) is Task.POINT
+    fired = next(
+        rule for rule in ROUTING_RULES
+        if len(rule.pattern.findall(instruction)) >= rule.min_matches
+    )
+    assert fired.task is Task.POINT and "pointing prompt" in fired.why
+
+
+@pytest.mark.parametrize(
+    "instruction", ["draw a 3D bounding box around the mug", "detect the cups"]
+)
+def test_explicit_box_requests_route_to_detect(instruction: str) -> None:
+    assert choose_task(instruction) is Task.DETECT
+    assert build_task_text(choose_task(instruction), "the mug", think=True).startswith(
+        'Based on the description: "the mug", locate all regions'
+    )
 
 
 def test_routing_table_is_ordered_and_documented() -> None:

@@ -1,0 +1,115 @@
+"""The one model behind the perception node, ROS-free: one query at a time, shared by the
+`~/instruct` service, the `~/query` action and continuous mode.
+
+A second query while one runs waits (policy "queue", at most one waiting) or is refused at once
+(policy "reject"), with a message that says which query holds the model. A waiting query that is
+cancelled leaves the queue; a running one stops its generation (the backend checks the event).
+The engine never raises: a backend bug becomes a failed result, counted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+from mimo_embodied_ros.backends.base import Progress, VisionLanguageBackend
+from mimo_embodied_ros.perception import Frame, QueryResult, QuerySettings, run_query
+
+QUEUE_POLICIES = ("queue", "reject")
+
+
+class QueryEngine:
+    """Runs queries on one backend, one at a time, and counts how they ended."""
+
+    def __init__(self, policy: str = "queue") -> None:
+        if policy not in QUEUE_POLICIES:
+            raise ValueError(f"queue policy must be one of {QUEUE_POLICIES}, not {policy!r}")
+        self.policy = policy
+        self.counts: Counter[str] = Counter()
+        self._condition = threading.Condition()
+        self._backend: VisionLanguageBackend | None = None
+        self._running: str | None = None  # the instruction of the query holding the model
+        self._waiting = 0
+
+    @property
+    def backend(self) -> VisionLanguageBackend | None:
+        return self._backend
+
+    @property
+    def busy(self) -> bool:
+        return self._running is not None
+
+    def set_backend(self, backend: VisionLanguageBackend | None) -> VisionLanguageBackend | None:
+        """Install a backend (None removes it); returns the previous one for the caller to close."""
+        with self._condition:
+            previous, self._backend = self._backend, backend
+            return previous
+
+    def count(self, what: str) -> None:
+        """Count an event that happened outside the engine (e.g. a publish that failed)."""
+        with self._condition:
+            self.counts[what] += 1
+
+    def run(
+        self,
+        frame: Frame | None,
+        instruction: str,
+        task: str,
+        settings: QuerySettings,
+        cancel: threading.Event | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        wait: bool = True,
+    ) -> QueryResult:
+        """One query; ``wait=False`` refuses at once when the model is busy (continuous mode)."""
+        cancel = cancel or threading.Event()
+        with self._condition:
+            refusal = self._admit(cancel, wait)
+            if refusal is not None:
+                self.counts[refusal[0]] += 1
+                return QueryResult(success=False, instruction=instruction, message=refusal[1],
+                                   error_kind=refusal[0])
+            backend = self._backend
+            self._running = instruction
+        try:
+            if backend is None:
+                result = QueryResult(success=False, instruction=instruction,
+                                     message="no model backend is loaded")
+            else:
+                result = run_query(backend, frame, instruction, task, settings, cancel,
+                                   on_progress)
+        except Exception as error:  # noqa: BLE001 - a backend bug must not end the node
+            result = QueryResult(success=False, instruction=instruction, error_kind="internal",
+                                 message=f"internal error in the query: {error!r}")
+        finally:
+            with self._condition:
+                self._running = None
+                self._condition.notify_all()
+        with self._condition:
+            self.counts["queries"] += 1
+            if not result.success:
+                self.counts["failed"] += 1
+            if result.error_kind:
+                self.counts[result.error_kind] += 1
+        return result
+
+    def _admit(self, cancel: threading.Event, wait: bool) -> tuple[str, str] | None:
+        """Wait for the model (under the condition's lock); (kind, message) when refused."""
+        if self._running is None:
+            return None
+        holder = f"the model is busy with '{self._running[:60]}'"
+        if not wait:
+            return "rejected", f"{holder}; skipped"
+        if self.policy == "reject":
+            return "rejected", f"{holder} (queue_policy: reject); try again when it is done"
+        if self._waiting >= 1:
+            return "rejected", f"{holder} and one query already waits (queue depth one)"
+        self._waiting += 1
+        try:
+            while self._running is not None and not cancel.is_set():
+                self._condition.wait(timeout=0.05)
+        finally:
+            self._waiting -= 1
+        if cancel.is_set():
+            return "cancelled", "the query was cancelled while it waited for the model"
+        return None
