@@ -6,6 +6,7 @@ the official evaluation did and report what it saw and how long it took.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,10 +51,8 @@ class ModelRequest:
         """Pass progress to the caller's callback; a failing callback never stops a generation."""
         if self.on_progress is None:
             return
-        try:
+        with contextlib.suppress(Exception):  # feedback is best effort
             self.on_progress(progress)
-        except Exception:  # noqa: BLE001 - feedback is best effort
-            pass
 
 
 @dataclass

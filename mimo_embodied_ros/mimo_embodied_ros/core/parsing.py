@@ -79,7 +79,7 @@ def split_thinking(text: str, think_mode: bool = True) -> tuple[str, str, str]:
     ``<think>`` and that ``</think>`` (or everything before it). In thinking mode a reply without
     ``</think>`` has an empty answer (the official scorer treats it as empty) and status
     "no_think_end", its text kept as reasoning for the operator. In no-think mode such a reply
-    is all answer.
+    is all answer, unless it begins with ``<think>``: then it is unfinished thinking too.
     """
     if not isinstance(text, str):
         return "", "", "not_text"
@@ -87,7 +87,8 @@ def split_thinking(text: str, think_mode: bool = True) -> tuple[str, str, str]:
         return "", "", "empty"
     end = text.rfind(THINK_END)
     if end < 0:
-        if think_mode:
+        # A reply that opens <think> and never closes it is unfinished thinking in either mode.
+        if think_mode or text.lstrip().startswith(THINK_START):
             start = text.find(THINK_START)
             reasoning = text[start + len(THINK_START):] if start >= 0 else text
             return reasoning.strip(), "", "no_think_end"

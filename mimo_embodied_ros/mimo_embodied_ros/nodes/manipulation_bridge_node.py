@@ -46,7 +46,6 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from mimo_embodied_msgs.action import PickPlace
 from mimo_embodied_msgs.msg import AffordancePoint, PickPlaceTarget
-from mimo_embodied_msgs.srv import Instruct
 from mimo_embodied_ros.core.depth import depth_to_metres, depth_to_points
 from mimo_embodied_ros.core.grasp import GraspSettings, compute_grasp
 from mimo_embodied_ros.core.pickplace import (
@@ -72,6 +71,7 @@ from mimo_embodied_ros.ros.images import (
 )
 from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_ros.ros.qos import qos_by_name
+from mimo_embodied_ros.ros.query_client import QueryClient, QueryError
 from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_ros.ros.sync import stamp_seconds
 
@@ -81,8 +81,8 @@ UP = (0.0, 0.0, 1.0)  # the base frame's z axis points up (REP 103)
 # name -> description; defaults are in config/manipulation.yaml (ros/params.py).
 PARAMETERS: dict[str, str] = {
     "executor": "What moves the arm: moveit (MoveIt 2), sim (simulator MoveArm), none.",
-    "instruct_service": "Perception node's Instruct service.",
-    "instruct_thinking": "'' (node default), 'think' or 'no_think' for the pointing queries.",
+    "query_action": "Perception node's Query action.",
+    "query_thinking": "'' (node default), 'think' or 'no_think' for the pointing queries.",
     "depth_topic": "Depth image registered to colour (the perception node's).",
     "camera_info_topic": "CameraInfo of the colour image.",
     "qos": "QoS of the depth/camera_info subscriptions: sensor_data or reliable.",
@@ -93,7 +93,8 @@ PARAMETERS: dict[str, str] = {
     "base_frame": "Arm base frame: every pose is computed and sent in it.",
     "camera_to_base.translation": "Camera optical frame origin in the base frame [x, y, z], m.",
     "camera_to_base.rotation_xyzw": "Camera optical frame orientation in the base frame.",
-    "perception_timeout_s": "Max wait for the Instruct service to appear and to answer.",
+    "perception_timeout_s": "Max wait for the Query action to appear and to answer; a query "
+                            "still running then is cancelled.",
     "cloud.radius_m": "Half side of the depth window around the pick point, metres.",
     "cloud.stride": "Use every n-th depth pixel of that window.",
     "workspace.x_min": "TCP workspace box in the base frame, metres.",
@@ -208,7 +209,7 @@ class ManipulationBridgeNode(Node):
         self._buffer = DepthBuffer(int(self.param("depth_buffer_size")))
         # Services and the arm answer on their own groups while the action callback waits.
         self._client_group = ReentrantCallbackGroup()
-        self._instruct_clients: dict[str, Any] = {}
+        self._query_clients: dict[str, QueryClient] = {}
         sensor_group = ReentrantCallbackGroup()
         qos = qos_by_name(self.param("qos"))
         self.create_subscription(Image, self.param("depth_topic"), self._buffer.add_depth, qos,
@@ -380,33 +381,21 @@ class ManipulationBridgeNode(Node):
 
     # Perception --------------------------------------------------------------------------------
 
-    def _instruct_client(self) -> Any:
-        name = self.param("instruct_service")
-        if name not in self._instruct_clients:
-            self._instruct_clients[name] = self.create_client(
-                Instruct, name, callback_group=self._client_group)
-        return self._instruct_clients[name]
+    def _query_client(self) -> QueryClient:
+        name = self.param("query_action")
+        if name not in self._query_clients:
+            self._query_clients[name] = QueryClient(self, name, self._client_group)
+        return self._query_clients[name]
 
     def _perceive(self, description: str, stage: str, role: str) -> LiftedPoint:
         """The first point with valid depth the model gives for `description`."""
         timeout = float(self.param("perception_timeout_s"))
-        client = self._instruct_client()
-        started = time.monotonic()
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise StageFailure(stage, f"perception service {self.param('instruct_service')} not "
-                               f"available after {timeout:g} s (perception timeout)")
-        request = Instruct.Request(instruction=description, task="point",
-                                   thinking=self.param("instruct_thinking"))
-        future = client.call_async(request)
-        remaining = max(timeout - (time.monotonic() - started), 0.0)
-        deadline = time.monotonic() + remaining
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not future.done():
-            future.cancel()
-            raise StageFailure(stage, f"perception did not answer '{description}' within "
-                               f"{timeout:g} s (perception timeout)")
-        response: Instruct.Response = future.result()
+        try:
+            response = self._query_client().ask(description, "point", timeout,
+                                                thinking=self.param("query_thinking"))
+        except QueryError as error:
+            raise StageFailure(stage, f"perception: {error} (perception timeout "
+                                      f"{timeout:g} s)") from None
         points: list[AffordancePoint] = list(response.affordances.points)
         if not response.success and not points:
             raise StageFailure(stage, f"{role} '{description}' not found: {response.message}")

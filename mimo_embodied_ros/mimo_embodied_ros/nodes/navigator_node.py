@@ -35,9 +35,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from mimo_embodied_msgs.action import NavigateTo
+from mimo_embodied_msgs.action import NavigateTo, Query
 from mimo_embodied_msgs.msg import NavigationGoal
-from mimo_embodied_msgs.srv import Instruct
 from mimo_embodied_ros.core import navmap
 from mimo_embodied_ros.core.navmap import GridSpec, NamedRegion
 from mimo_embodied_ros.core.parsing import parse_region_target
@@ -59,6 +58,7 @@ from mimo_embodied_ros.ros.navigation_markers import (
     pose_stamped,
 )
 from mimo_embodied_ros.ros.params import declare_from_config
+from mimo_embodied_ros.ros.query_client import QueryClient, QueryError
 from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_ros.ros.sync import stamp_seconds
 from mimo_embodied_ros.ros.tf_pose import TfPoseSampler, TfUnavailableError
@@ -79,8 +79,8 @@ MIN_TURN_SPEED = 0.15  # rad/s: slower commands may not overcome a real base's d
 
 # name -> description; defaults are in config/navigation.yaml (ros/params.py).
 PARAMETERS: dict[str, str] = {
-    "instruct_service": "Instruct service of the perception node.",
-    "instruct_timeout_s": "Max wait for one model answer, seconds.",
+    "query_action": "Query action of the perception node.",
+    "query_timeout_s": "Max wait for one model answer, seconds; the query is then cancelled.",
     "map_topic": "nav_msgs/OccupancyGrid (transient local, as map_server publishes it).",
     "robot_pose_topic": "geometry_msgs/PoseStamped of base_link in the map frame.",
     "robot_pose_source": "Where the base pose comes from: topic (robot_pose_topic) or tf.",
@@ -193,8 +193,7 @@ class NavigatorNode(Node):
         self._goals_pub = self.create_publisher(NavigationGoal, "~/goals", 10)
         self._markers_pub = self.create_publisher(MarkerArray, "~/markers", 10)
         self._map_image_pub = self.create_publisher(Image, "~/map_image", map_qos)
-        self._instruct = self.create_client(Instruct, self.param("instruct_service"),
-                                            callback_group=self._io_group)
+        self._query = QueryClient(self, self.param("query_action"), self._io_group)
 
         self._nav2: Nav2GoalSender | None = None
         interface = self.param("goal_interface")
@@ -413,7 +412,7 @@ class NavigatorNode(Node):
             return target
         return again
 
-    def _target_in_map(self, response: Instruct.Response) -> tuple[np.ndarray | None, str]:
+    def _target_in_map(self, response: Query.Result) -> tuple[np.ndarray | None, str]:
         """The target point in the map frame (median of the depth-valid points), or why not."""
         if not response.success and not response.affordances.points:
             return None, f"pointing failed: {response.message}"
@@ -559,25 +558,16 @@ class NavigatorNode(Node):
     # Helpers -----------------------------------------------------------------------------------
 
     def _ask(self, run: _Run, stage: str, task: str, instruction: str,
-             image: Image | None = None) -> Instruct.Response:
-        """One Instruct call; waits in this (action) thread, honouring cancellation."""
-        if not self._instruct.wait_for_service(timeout_sec=10.0):
-            raise NavigationFailure(
-                stage, f"perception service {self.param('instruct_service')} is not available")
-        request = Instruct.Request(instruction=instruction, task=task)
-        if image is not None:
-            request.image = image
-        future = self._instruct.call_async(request)
-        timeout = self.param("instruct_timeout_s")
+             image: Image | None = None) -> Query.Result:
+        """One query; waits in this (action) thread, honouring cancellation."""
         try:
-            self._wait(run, future.done, timeout, wall_clock=True)
-        except (TimeoutError, NavigationCanceled) as error:
-            future.cancel()
-            if isinstance(error, NavigationCanceled):
-                raise
-            raise NavigationFailure(stage, f"no model answer to '{instruction[:60]}' within "
-                                           f"{timeout:.0f} s") from None
-        response = future.result()
+            response = self._query.ask(instruction, task, self.param("query_timeout_s"),
+                                       image=image,
+                                       should_stop=lambda: run.handle.is_cancel_requested)
+        except QueryError as error:
+            if error.reason == "stopped":
+                raise NavigationCanceled() from None
+            raise NavigationFailure(stage, str(error)) from None
         if response is None:
             raise NavigationFailure(stage, f"the {task} query returned nothing")
         # A failed query with points (e.g. all outside the image) is judged by the caller.

@@ -27,7 +27,7 @@ from action_msgs.msg import GoalStatus
 from conftest import wait_for
 from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid
-from rclpy.action import ActionClient
+from rclpy.action import ActionClient, ActionServer
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
@@ -36,9 +36,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from scipy.spatial.transform import Rotation
 
-from mimo_embodied_msgs.action import NavigateTo
+from mimo_embodied_msgs.action import NavigateTo, Query
 from mimo_embodied_msgs.msg import AffordancePoint, NavigationGoal
-from mimo_embodied_msgs.srv import Instruct
 from mimo_embodied_ros.core import navmap
 from mimo_embodied_ros.core.navmap import GridSpec
 from mimo_embodied_ros.core.prompts import visibility_question
@@ -67,7 +66,7 @@ NAVIGATOR_ENTRY = {
     "parameters": ["navigation.yaml"],
     "overrides": {
         "scan.step_deg": 90.0, "scan.max_steps": 4, "scan.angular_speed": 3.0,
-        "scan.settle_s": 0.05, "instruct_timeout_s": 20.0,
+        "scan.settle_s": 0.05, "query_timeout_s": 20.0,
         # Generous: the fake base needs ~1 s, but a loaded 2-core machine can stall callbacks.
         "arrival.region_timeout_s": 40.0, "arrival.approach_timeout_s": 40.0,
         "scan.turn_timeout_s": 30.0,
@@ -182,14 +181,19 @@ class PerceptionScript:
 
 
 class PerceptionStandIn:
-    """Serves /mimo_embodied/instruct from the base's true pose and the script's geometry."""
+    """Serves /mimo_embodied/query from the base's true pose and the script's geometry."""
 
     def __init__(self, context: Context, base: FakeBase) -> None:
         self.node = Node("perception_stand_in", context=context)
         self.base = base
         self.script = PerceptionScript()
-        self.node.create_service(Instruct, "/mimo_embodied/instruct", self._on_instruct,
-                                 callback_group=ReentrantCallbackGroup())
+        self.server = ActionServer(self.node, Query, "/mimo_embodied/query", self._on_query,
+                                   callback_group=ReentrantCallbackGroup())
+
+    def _on_query(self, goal_handle: Any) -> Query.Result:
+        result = self._on_instruct(goal_handle.request, Query.Result())
+        goal_handle.succeed()
+        return result
 
     def _target_in_camera(self) -> tuple[np.ndarray, bool]:
         x, y, yaw = self.base.pose()
@@ -203,7 +207,7 @@ class PerceptionStandIn:
         in_camera = Rotation.from_quat(CAMERA_Q).inv().apply(in_base - CAMERA_T)
         return in_camera, visible
 
-    def _on_instruct(self, request: Instruct.Request, response: Instruct.Response) -> Any:
+    def _on_instruct(self, request: Query.Goal, response: Query.Result) -> Any:
         script = self.script
         script.calls.append((request.task, request.instruction))
         response.task = request.task
@@ -349,12 +353,13 @@ def test_navigates_from_instruction_to_a_goal_facing_the_target(harness: Harness
 def test_target_seen_off_centre_is_faced_and_pointed_at_again(harness: Harness):
     # From the region goal (heading ~16 deg) the bed (bearing ~67 deg) enters the view only after
     # the first 90 deg turn, ~39 deg to the right of the heading: the navigator faces it and asks
-    # again before approaching.
+    # again before approaching. (How far the turn overshoots depends on the machine's timing, so
+    # the bearing is only required to exceed scan.recentre_min_deg, 10 deg, by a margin.)
     harness.reset()
     status, result, _ = harness.navigate("I want to sleep")
     assert status == GoalStatus.STATUS_SUCCEEDED, result.message
     first, *again = harness.perception.script.point_bearings
-    assert abs(first) > math.radians(20)
+    assert abs(first) > math.radians(15)
     assert len(again) == 1 and abs(again[0]) < math.radians(5)
     assert (result.target_point.point.x, result.target_point.point.y) == pytest.approx(BED,
                                                                                       abs=0.05)
