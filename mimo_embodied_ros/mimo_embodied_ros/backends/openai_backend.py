@@ -15,10 +15,9 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,14 +35,15 @@ from mimo_embodied_ros.backends.http_stream import (
     StreamCancelled,
     StreamTimeout,
 )
+from mimo_embodied_ros.backends.token_check import check_image_tokens, image_tokens
 from mimo_embodied_ros.core.prompts import SYSTEM_PROMPT, build_messages
 from mimo_embodied_ros.core.types import ImageSize
 
+__all__ = ["OpenAIBackend", "check_image_tokens", "image_tokens", "png_data_url"]
+
 RETRY_BACKOFF_S = 0.25  # first pause between retries; doubles each time
-PIXELS_PER_IMAGE_TOKEN = 784  # (14 * 2) ** 2: one merged 2x2 patch group of 14-pixel patches
-VISION_MARKERS_PER_IMAGE = 2  # <|vision_start|> and <|vision_end|>
-TEMPLATE_SLACK_TOKENS = 64  # chat template tokens around the system prompt and task text
 MAX_BODY_BYTES = 64 * 1024 * 1024
+EXTENSION_FIELDS = ("mm_processor_kwargs", "repetition_penalty")  # vLLM's, not OpenAI's
 
 
 def png_data_url(rgb: np.ndarray) -> str:
@@ -53,57 +53,6 @@ def png_data_url(rgb: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(rgb, mode="RGB").save(buffer, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def image_tokens(size: ImageSize) -> int:
-    """Prompt tokens one smart-resized image takes: W' x H' / 784 plus the two vision markers."""
-    return size.width * size.height // PIXELS_PER_IMAGE_TOKEN + VISION_MARKERS_PER_IMAGE
-
-
-def check_image_tokens(
-    prompt_tokens: int,
-    image_sizes: Sequence[ImageSize],
-    text: str,
-    max_pixels: int | None = None,
-) -> str | None:
-    """None when a server's prompt token count fits the images the node sent, else why not.
-
-    ``text`` is the system prompt plus the task text. The tokens left after the expected image
-    tokens must be more than 0 and at most its UTF-8 byte count plus the chat template's slack;
-    otherwise the server processed the images at another size (it resized them again), and the
-    message names the node's sizes, the size the server's count implies and the setting to change.
-    """
-    if not image_sizes:
-        return None
-    expected = sum(image_tokens(size) for size in image_sizes)
-    text_bytes = len(text.encode("utf-8"))
-    text_tokens = prompt_tokens - expected
-    if 0 < text_tokens <= text_bytes + TEMPLATE_SLACK_TOKENS:
-        return None
-    # What the server's count implies: a rough text share (about 4 bytes a token plus the
-    # template), the rest spread over the images by area, each keeping its aspect ratio.
-    text_estimate = math.ceil(text_bytes / 4) + 12
-    markers = VISION_MARKERS_PER_IMAGE * len(image_sizes)
-    server_tokens = max(0, prompt_tokens - text_estimate - markers)
-    total_area = sum(size.width * size.height for size in image_sizes)
-    implied = []
-    for size in image_sizes:
-        area = server_tokens * PIXELS_PER_IMAGE_TOKEN * size.width * size.height / total_area
-        scale = math.sqrt(area / (size.width * size.height))
-        width = max(28, round(size.width * scale / 28) * 28)
-        height = max(28, round(size.height * scale / 28) * 28)
-        implied.append(f"{width}x{height}")
-    sent = ", ".join(f"{s.width}x{s.height}" for s in image_sizes)
-    cap = f'{{"max_pixels": {max_pixels}}}' if max_pixels else '{"max_pixels": <model.max_pixels>}'
-    return (
-        f"the server's prompt has {prompt_tokens} tokens, but the node sent {sent} "
-        f"({expected - markers} image tokens) and at most "
-        f"{text_bytes + TEMPLATE_SLACK_TOKENS} text tokens; the server's count means about "
-        f"{server_tokens} image tokens, i.e. roughly {', '.join(implied)}: it resized the image "
-        "again with another pixel cap, so its coordinates are in another frame. Start vLLM with "
-        f"--mm-processor-kwargs '{cap}' (the node's cap), or set the node's model.max_pixels to "
-        "the server's cap"
-    )
 
 
 class OpenAIBackend:
@@ -129,7 +78,8 @@ class OpenAIBackend:
         ``stream``: ask for a server-sent-events answer (progress with the text so far).
         ``server_extensions``: send the non-OpenAI fields ``mm_processor_kwargs`` and
         ``repetition_penalty`` (vLLM takes both); False for servers that refuse unknown fields
-        (`transformers serve` answers HTTP 422). The prompt token check guards either way.
+        (`transformers serve` answers HTTP 422; a refusal naming them also turns them off, see
+        ``extensions_refused``). The prompt token check guards either way.
         """
         if not base_url.startswith(("http://", "https://")):
             raise BackendError(
@@ -154,6 +104,8 @@ class OpenAIBackend:
         self.max_pixels = int(max_pixels)
         self.stream = bool(stream)
         self.server_extensions = bool(server_extensions)
+        # The server's refusal when it did not take the extension fields (then left out).
+        self.extensions_refused = ""
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -196,11 +148,20 @@ class OpenAIBackend:
     def generate(self, request: ModelRequest) -> ModelReply:
         """Send one request and return the model's raw text (BackendError on any failure)."""
         validate_request(request)
-        data = json.dumps(self.build_body(request)).encode("utf-8")
         started = time.perf_counter()
         deadline = time.monotonic() + self.timeout_s
         try:
-            payload = self._call(request, data, deadline)
+            try:
+                payload = self._call(request, self._encode(request), deadline)
+            except BackendError as error:
+                if not self._refused_extensions(error):
+                    raise
+                # A server that refuses the non-OpenAI fields (transformers serve: HTTP 422
+                # "Unexpected fields"): ask again without them, now and from now on. The prompt
+                # token check still proves the server saw the node's image size.
+                self.server_extensions = False
+                self.extensions_refused = error.message
+                payload = self._call(request, self._encode(request), deadline)
         except StreamTimeout as error:
             raise BackendError(
                 "timeout", f"no complete answer from {self.url} within {self.timeout_s:g} s"
@@ -211,6 +172,18 @@ class OpenAIBackend:
             ) from error
         model_ms = (time.perf_counter() - started) * 1000.0
         return self._reply(request, payload, model_ms)
+
+    def _encode(self, request: ModelRequest) -> bytes:
+        return json.dumps(self.build_body(request)).encode("utf-8")
+
+    def _refused_extensions(self, error: BackendError) -> bool:
+        """True for a 4xx answer that names the extension fields this backend sent."""
+        return (
+            self.server_extensions
+            and error.kind == "invalid_request"
+            and "rejected the request (HTTP 4" in error.message
+            and any(name in error.message for name in EXTENSION_FIELDS)
+        )
 
     def _call(self, request: ModelRequest, data: bytes, deadline: float) -> dict[str, Any]:
         """The answer's JSON (or the assembled stream), retrying dropped connections and 5xx."""
