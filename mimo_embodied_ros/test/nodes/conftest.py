@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import rclpy
 import yaml
+from rclpy.action import ActionClient
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -19,6 +20,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from mimo_embodied_msgs.action import Query
 from mimo_embodied_msgs.srv import Instruct
 from mimo_embodied_ros.core.types import CameraIntrinsics
 from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
@@ -122,6 +124,38 @@ def call_instruct(
     return future.result()
 
 
+class QueryOutcome:
+    """What one ~/query goal gave: final status, result and every feedback message."""
+
+    def __init__(self, status: int, result: Query.Result, feedback: list) -> None:
+        self.status, self.result, self.feedback = status, result, feedback
+
+
+def send_query(
+    client_node: Node, executor: SingleThreadedExecutor, instruction: str, task: str = "",
+    thinking: str = "", timeout_s: float = 60.0, cancel_after_s: float | None = None,
+) -> QueryOutcome:
+    """Send one /mimo_embodied/query goal over DDS and wait for its result (optionally cancel)."""
+    client = getattr(client_node, "query_client", None)
+    if client is None:
+        client = ActionClient(client_node, Query, "/mimo_embodied/query")
+        client_node.query_client = client
+    assert client.wait_for_server(timeout_sec=20.0), "query action never appeared"
+    feedback: list = []
+    sent = client.send_goal_async(Query.Goal(instruction=instruction, task=task,
+                                             thinking=thinking),
+                                  feedback_callback=lambda msg: feedback.append(msg.feedback))
+    assert spin_until(executor, sent.done, timeout_s), "query goal never answered"
+    handle = sent.result()
+    assert handle.accepted
+    result = handle.get_result_async()
+    if cancel_after_s is not None:
+        spin_until(executor, result.done, cancel_after_s)
+        handle.cancel_goal_async()
+    assert spin_until(executor, result.done, timeout_s), f"no result for '{instruction[:40]}'"
+    return QueryOutcome(result.result().status, result.result().result, feedback)
+
+
 class PerceptionHarness:
     """The perception node from robot.yaml with overrides, a camera feed and a client node."""
 
@@ -148,6 +182,9 @@ class PerceptionHarness:
 
     def instruct(self, instruction: str, **kwargs: Any) -> Instruct.Response:
         return call_instruct(self.client, self.executor, instruction, **kwargs)
+
+    def query(self, instruction: str, **kwargs: Any) -> QueryOutcome:
+        return send_query(self.client, self.executor, instruction, **kwargs)
 
     def close(self) -> None:
         self.executor.shutdown()
