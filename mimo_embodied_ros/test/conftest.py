@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -84,3 +85,57 @@ def served_tiny_qwen(
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=10)
+
+
+GROUNDING_SERVER = TEST_DIR / "backends" / "grounding_server.py"
+CLIENT_MAX_PIXELS = 1003520  # the node's default cap (1280x720 -> 1288x728)
+
+
+def _start_grounding(model_dir: Path, max_pixels: int, log: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    command = [
+        sys.executable, str(GROUNDING_SERVER), str(model_dir),
+        "--host", LOOPBACK, "--port", str(port), "--max-pixels", str(max_pixels),
+    ]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    return process, f"http://{LOOPBACK}:{port}"
+
+
+@pytest.fixture(scope="session")
+def grounding_servers(
+    tiny_qwen_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[int, str]]:
+    """Base URLs of two grounding servers, keyed by their pixel cap (100352 and the client's)."""
+    logs = tmp_path_factory.mktemp("grounding")
+    started = {
+        cap: _start_grounding(tiny_qwen_dir, cap, logs / f"{cap}.log")
+        for cap in (100352, CLIENT_MAX_PIXELS)
+    }
+    try:
+        deadline = time.monotonic() + 120
+        for cap, (process, base) in started.items():
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"grounding server exited:\n{(logs / f'{cap}.log').read_text()}")
+                with contextlib.suppress(requests.ConnectionError):
+                    if requests.get(f"{base}/health", timeout=1).ok:
+                        break
+                if time.monotonic() > deadline:
+                    log = (logs / f"{cap}.log").read_text()
+                    pytest.fail(f"grounding server did not start:\n{log}")
+                time.sleep(0.25)
+        yield {cap: f"{base}/v1" for cap, (_, base) in started.items()}
+    finally:
+        for process, _ in started.values():  # each in its own session: our process groups only
+            os.killpg(process.pid, signal.SIGTERM)
+        for process, _ in started.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)

@@ -5,13 +5,9 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import os
 import re
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 
 from mimo_embodied_ros.backends.base import BackendError, ModelRequest, Progress
 from mimo_embodied_ros.backends.openai_backend import (
@@ -735,60 +730,9 @@ def test_a_stream_cut_before_done_is_retried(raw_server: Callable) -> None:
 
 # -- acceptance: a server that runs the real processor with its own pixel cap ---------------
 
-GROUNDING_SERVER = Path(__file__).with_name("grounding_server.py")
-CLIENT_MAX_PIXELS = 1003520
+CLIENT_MAX_PIXELS = 1003520  # as conftest.grounding_servers
 DISK_CENTRE = (913.0, 244.0)  # on the original 1280x720 frame
 DISK_RADIUS = 30
-
-
-def _start_grounding(model_dir: Path, max_pixels: int, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
-    command = [
-        sys.executable, str(GROUNDING_SERVER), str(model_dir),
-        "--host", LOOPBACK, "--port", str(port), "--max-pixels", str(max_pixels),
-    ]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    return process, f"http://{LOOPBACK}:{port}"
-
-
-@pytest.fixture(scope="module")
-def grounding_servers(
-    tiny_qwen_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[int, str]]:
-    """Base URLs of two grounding servers, keyed by their pixel cap (100352 and the client's)."""
-    logs = tmp_path_factory.mktemp("grounding")
-    started = {
-        cap: _start_grounding(tiny_qwen_dir, cap, logs / f"{cap}.log")
-        for cap in (100352, CLIENT_MAX_PIXELS)
-    }
-    try:
-        deadline = time.monotonic() + 120
-        for cap, (process, base) in started.items():
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"grounding server exited:\n{(logs / f'{cap}.log').read_text()}")
-                with contextlib.suppress(requests.ConnectionError):
-                    if requests.get(f"{base}/health", timeout=1).ok:
-                        break
-                if time.monotonic() > deadline:
-                    log = (logs / f"{cap}.log").read_text()
-                    pytest.fail(f"grounding server did not start:\n{log}")
-                time.sleep(0.25)
-        yield {cap: f"{base}/v1" for cap, (_, base) in started.items()}
-    finally:
-        for process, _ in started.values():  # each in its own session: our process groups only
-            os.killpg(process.pid, signal.SIGTERM)
-        for process, _ in started.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
 
 
 def _frame_with_red_disk() -> np.ndarray:

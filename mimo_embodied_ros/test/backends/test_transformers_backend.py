@@ -141,3 +141,46 @@ def test_closed_backend_reports_unavailable(tiny_qwen_dir: Path) -> None:
     with pytest.raises(BackendError) as caught:
         closing.generate(_request([]))
     assert caught.value.kind == "unavailable"
+
+
+def test_cancel_mid_generation_stops_within_half_a_second(tiny_qwen_dir: Path) -> None:
+    """A forced long generation (the tiny model never writes an end token) stops on cancel."""
+    import threading
+    import time
+
+    from mimo_embodied_ros.backends.base import Progress
+
+    long_budget = TransformersBackend(model_path=tiny_qwen_dir, max_pixels=MAX_PIXELS,
+                                      max_new_tokens=100_000)
+    progress: list[Progress] = []
+    request = _request([_image(56, 84, seed=3)], max_new_tokens=100_000)
+    request.on_progress = progress.append
+    outcome: dict[str, object] = {}
+
+    def generate() -> None:
+        try:
+            outcome["reply"] = long_budget.generate(request)
+        except BackendError as error:
+            outcome["error"] = error
+        outcome["ended"] = time.monotonic()
+
+    worker = threading.Thread(target=generate)
+    worker.start()
+    deadline = time.monotonic() + 30.0
+    while not any(p.tokens >= 64 for p in progress) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any(p.tokens >= 64 for p in progress), "the generation never got going"
+    cancelled_at = time.monotonic()
+    request.cancel.set()
+    worker.join(timeout=10.0)
+    try:
+        assert "error" in outcome and outcome["error"].kind == "cancelled"
+        assert outcome["ended"] - cancelled_at < 0.5
+        assert any(p.phase == "generating" and p.text for p in progress)  # text so far reported
+        # The model is free at once: a short query right after runs and answers.
+        started = time.monotonic()
+        reply = long_budget.generate(_request([_image(56, 84, seed=4)], max_new_tokens=4))
+        assert reply.completion_tokens == 4
+        assert time.monotonic() - started < 5.0
+    finally:
+        long_budget.close()

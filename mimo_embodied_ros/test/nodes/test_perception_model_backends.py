@@ -16,7 +16,7 @@ from mimo_embodied_ros.core.types import CameraIntrinsics
 
 K = CameraIntrinsics(fx=300.0, fy=300.0, cx=159.5, cy=119.5, width=320, height=240)
 PARSE_STATUSES = {"ok", "empty", "no_think_end", "no_coordinates", "no_boxes", "invalid_box",
-                  "no_boxed", "empty_boxed"}
+                  "no_boxed", "empty_boxed", "normalized_points", "box_centres"}
 
 
 def frame() -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +49,7 @@ def test_transformers_backend_through_the_node(perception, tiny_qwen_dir):
     for thinking in ("think", "no_think"):
         response = harness.instruct("point at the red cube", thinking=thinking)
         assert_model_reply(response, tiny_qwen_dir.name)
-    assert harness.node._backend.name == "transformers"
+    assert harness.node._engine.backend.name == "transformers"
 
 
 def test_transformers_backend_with_a_missing_checkpoint_keeps_the_node_up(perception, tmp_path):
