@@ -137,7 +137,8 @@ def hostile_answer(rng: random.Random) -> str:
     elif kind == 2:
         body = "\n".join(f"{i}. {_label(rng)} {_number(rng)}" for i in range(rng.randint(0, 8)))
     elif kind == 3:
-        body = f"({_number(rng)}, {_number(rng)}) and [{_number(rng)}, {_number(rng)}, {_number(rng)}, {_number(rng)}]"
+        four = ", ".join(_number(rng) for _ in range(4))
+        body = f"({_number(rng)}, {_number(rng)}) and [{four}]"
     elif kind == 4:
         body = json.dumps([{"points": [[rng.random(), rng.random()]], "label": _label(rng)}])
     else:

@@ -335,3 +335,79 @@ class socket_closed_port:  # noqa: N801 - used as a context manager like a funct
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _scripted(tmp_path: Path, answers_by_key: dict[str, str]) -> ScriptedBackend:
+    path = tmp_path / "more_answers.yaml"
+    path.write_text(yaml.safe_dump(answers_by_key))
+    return ScriptedBackend(path)
+
+
+def test_normalized_box_is_scaled_by_the_resized_image(tmp_path):
+    u1, v1, u2, v2 = box_pixels()
+    corners = [u1 / WIDTH, v1 / HEIGHT, u2 / WIDTH, v2 / HEIGHT]  # 0-1, as the scorer reads it
+    backend = _scripted(tmp_path, {"find the box": json.dumps([{"bbox_2d": corners}])})
+    result = run_query(backend, frame(), "find the box", "detect", SETTINGS)
+    assert result.success, result.message
+    x1, y1, x2, y2 = result.objects[0].box_px
+    assert abs(x1 - u1) < 1.5 and abs(y2 - v2) < 1.5
+    assert result.objects[0].box3d is not None
+
+
+def test_normalized_points_are_flagged_and_not_lifted(tmp_path):
+    backend = _scripted(tmp_path, {"the box": '<think>.</think>[{"points": [[0.5, 0.4]]}]'})
+    result = run_query(backend, frame(), "the box", "point", SETTINGS)
+    assert not result.success
+    assert result.parsed.status == "normalized_points"
+    assert "normalized" in result.message
+    assert result.points and all(p.position is None for p in result.points)  # no corner in 3D
+
+
+def test_boxes_in_a_pointing_reply_give_their_centres(tmp_path):
+    u1, v1, u2, v2 = box_pixels()
+    (x1, y1), (x2, y2) = model_xy(u1, v1), model_xy(u2, v2)
+    backend = _scripted(tmp_path, {"the box": f'<think>.</think>[{{"bbox_2d": [{x1}, {y1}, '
+                                              f'{x2}, {y2}]}}]'})
+    result = run_query(backend, frame(), "the box", "point", SETTINGS)
+    assert result.success, result.message
+    assert "centres" in result.message
+    assert abs(result.points[0].u - (u1 + u2) / 2) < 1.5
+
+
+def test_plan_runs_in_no_think_mode_by_default(tmp_path):
+    backend = _scripted(tmp_path, {"tidy the table": "<think>Let me think at length",
+                                   "tidy the table /no_think": "1. Pick up the cup."})
+    result = run_query(backend, frame(), "tidy the table", "plan", SETTINGS)
+    assert result.success and not result.retried_no_think
+    assert result.parsed.plan_steps == ["Pick up the cup."]
+
+
+def test_unfinished_thinking_is_retried_once_in_no_think_mode(tmp_path):
+    backend = _scripted(tmp_path, {
+        "the table": "<think>The table is large and",
+        "the table /no_think": json.dumps([{"points": [model_xy(*TABLE_PIXEL)]}]),
+    })
+    result = run_query(backend, frame(), "the table", "point", SETTINGS)
+    assert result.success and result.retried_no_think
+    assert "no-think" in result.message
+    failing = run_query(backend, frame(), "the table", "point",
+                        QuerySettings(on_no_think_end="fail"))
+    assert not failing.success and failing.parsed.status == "no_think_end"
+
+
+class _BrokenSizeBackend(ScriptedBackend):
+    """Reports an image size that is not a size: rescaling by it raises."""
+
+    def generate(self, request):
+        reply = super().generate(request)
+        reply.image_sizes = [None]
+        return reply
+
+
+def test_an_exception_after_the_backend_is_a_failed_result(tmp_path):
+    path = tmp_path / "answers.yaml"
+    path.write_text(yaml.safe_dump(answers()))
+    result = run_query(_BrokenSizeBackend(path), frame(), "point at the box and the table",
+                       "point", SETTINGS)
+    assert not result.success and result.error_kind == "internal"
+    assert "could not be turned into results" in result.message

@@ -50,3 +50,18 @@ def test_a_cuboid_has_twelve_edges_drawn_between_its_projected_corners():
     columns = np.nonzero(np.any(lines, axis=0))[0]
     assert abs(columns.min() - (319.5 - 0.1 * 500 / 0.95)) <= 2
     assert abs(columns.max() - (319.5 + 0.1 * 500 / 0.95)) <= 2
+
+
+def test_huge_and_far_coordinates_are_clipped_not_raised():
+    """A box corner of 3e10 or 1e30 (hostile model output) must not reach cv2 as an int."""
+    blank = np.zeros((120, 160, 3), np.uint8)
+    drawn = annotate(
+        blank,
+        points=[(3e10, 5.0, True, "far"), (-1e30, 1e30, False, "\ud800")],
+        boxes=[((10.0, 10.0, 3e10, 40.0), True, "\ud800 huge"), ((-1e30, 5, 1e30, 9), False, "")],
+        cuboids=[np.full((8, 2), 1e30)],
+        caption="\ud800 caption",
+    )
+    green = (drawn[..., 1] > 150) & (drawn[..., 0] < 80)
+    assert green[10:42, 8:160].sum() > 50  # the box is drawn, clipped to the image
+    assert not drawn[60:, :].any()  # nothing drawn where no box or point lies

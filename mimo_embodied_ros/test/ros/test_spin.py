@@ -38,3 +38,36 @@ def test_spin_node_returns_and_destroys_the_node_on_shutdown():
     worker.join(timeout=10.0)
     assert not worker.is_alive(), "spin_node did not return after shutdown"
     assert ProbeNode.destroyed
+
+
+def test_guarded_executor_survives_a_callback_that_raises():
+    from rclpy.context import Context
+
+    from mimo_embodied_ros.ros.spin import GuardedExecutor
+
+    context = Context()
+    rclpy.init(context=context)
+    node = Node("raising_probe", context=context)
+    ticks: list[int] = []
+
+    def tick() -> None:
+        ticks.append(1)
+        if len(ticks) == 2:
+            raise RuntimeError("a bad message")
+
+    node.create_timer(0.02, tick)
+    executor = GuardedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    worker = threading.Thread(target=executor.spin, daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10.0
+        while len(ticks) < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(ticks) >= 6, "the executor stopped after the exception"
+        assert executor.callback_errors >= 1  # logged and counted
+        assert worker.is_alive()
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        context.try_shutdown()
