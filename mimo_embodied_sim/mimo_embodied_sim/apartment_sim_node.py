@@ -6,11 +6,14 @@ Publishes (all stamped with sim time):
 - /camera/color/image_raw, /camera/depth/image_rect_raw (16UC1 mm), /camera/color/camera_info
                                   at camera_rate_hz of sim time, sensor-data QoS, frame
                                   camera_color_optical_frame
-- /clock, /robot_pose (PoseStamped, map), /odom (Odometry)   every tick
+- /clock, /amcl_pose (PoseWithCovarianceStamped, map, as AMCL publishes it), /odom (Odometry)
+                                  every tick (no TF here: tf2_msgs has no wheel)
 - ~/plan                          nav_msgs/Path of the current goal
 
-Subscribes /goal_pose (PoseStamped in map: plan and drive there) and /cmd_vel (Twist: direct
-velocity, cancels the goal). Service ~/reset (std_srvs/Trigger): next episode seed.
+Subscribes /goal_pose (PoseStamped in map: plan and drive there, like Nav2's bt_navigator; the
+goal checker needs position and heading within goal_xy_tolerance_m / goal_yaw_tolerance_rad) and
+/cmd_vel (Twist: direct velocity; a goal in progress is kept and the two fight, as in Nav2).
+Service ~/reset (std_srvs/Trigger): next episode seed.
 
 With a non-empty `answers_file` it writes the oracle answers (apartment.ApartmentWorld.
 oracle_answers) atomically at start, on reset and whenever the base has come to rest after moving,
@@ -22,7 +25,7 @@ from __future__ import annotations
 import math
 import threading
 
-from geometry_msgs.msg import Pose, PoseStamped, Twist
+from geometry_msgs.msg import Pose, PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
 from nav_msgs.msg import Path as PathMsg
 from rclpy.node import Node
@@ -68,7 +71,7 @@ PARAMETERS: dict[str, str] = {
     "depth_noise_std_m": "Standard deviation of Gaussian depth noise, metres.",
     "depth_hole_fraction": "Fraction of depth pixels dropped (no return), 0 to 1.",
     "frame_id": "frame_id of the camera messages.",
-    "map_frame": "Frame of /map, /robot_pose and ~/plan (the sim's world frame).",
+    "map_frame": "Frame of /map, /amcl_pose and ~/plan (the sim's world frame).",
     "odom_frame": "Frame of /odom (coincides with map: odometry is perfect).",
     "base_frame": "Robot frame (child frame of /odom).",
     "robot_radius_m": "Radius of the round base, metres.",
@@ -78,6 +81,9 @@ PARAMETERS: dict[str, str] = {
     "max_linear_accel": "Base acceleration limit, m/s^2.",
     "max_angular_accel": "Base yaw acceleration limit, rad/s^2.",
     "cmd_vel_timeout_s": "A /cmd_vel command is held this long (sim time), then the base stops.",
+    "goal_xy_tolerance_m": "Goal checker: a goal ends when the base is this close (m) ...",
+    "goal_yaw_tolerance_rad": "... and its heading this close (rad), as Nav2's goal checker.",
+    "pose_covariance": "Diagonal x, y, yaw variances of /amcl_pose (m^2, m^2, rad^2).",
     "answers_file": "Oracle answers YAML for the scripted backend; empty = do not write.",
     "answer_noise_px": "Gaussian noise of oracle points, source pixels.",
     "answer_seed": "Seed of the oracle noise (plus a counter per write).",
@@ -147,6 +153,8 @@ class ApartmentSimNode(Node):
             max_linear_accel=float(value("max_linear_accel")),
             max_angular_accel=float(value("max_angular_accel")),
             cmd_vel_timeout_s=float(value("cmd_vel_timeout_s")),
+            goal_xy_tolerance_m=float(value("goal_xy_tolerance_m")),
+            goal_yaw_tolerance_rad=float(value("goal_yaw_tolerance_rad")),
             min_visible_pixels=int(value("min_visible_pixels")),
             max_visible_range_m=float(value("max_visible_range_m")),
             instructions=parse_instruction_table(list(value("instructions"))),
@@ -175,7 +183,8 @@ class ApartmentSimNode(Node):
         self.info_publisher = self.create_publisher(
             CameraInfo, "/camera/color/camera_info", qos_profile_sensor_data)
         self.clock_publisher = self.create_publisher(Clock, "/clock", qos_profile_system_default)
-        self.pose_publisher = self.create_publisher(PoseStamped, "/robot_pose",
+        self.pose_covariance = [float(v) for v in value("pose_covariance")]
+        self.pose_publisher = self.create_publisher(PoseWithCovarianceStamped, "/amcl_pose",
                                                     qos_profile_system_default)
         self.odom_publisher = self.create_publisher(Odometry, "/odom", qos_profile_system_default)
         self.plan_publisher = self.create_publisher(PathMsg, "~/plan", qos_profile_system_default)
@@ -218,14 +227,18 @@ class ApartmentSimNode(Node):
         self.map_publisher.publish(message)
 
     def publish_state(self) -> None:
-        """/clock, /robot_pose and /odom at the current sim time."""
+        """/clock, /amcl_pose and /odom at the current sim time."""
         x, y, yaw = self.world.pose()
         v, w = self.world.velocity()
         self.clock_publisher.publish(Clock(clock=self._header("").stamp))
-        pose = PoseStamped(header=self._header(self.map_frame), pose=_pose_message(x, y, yaw))
+        pose = PoseWithCovarianceStamped(header=self._header(self.map_frame))
+        pose.pose.pose = _pose_message(x, y, yaw)
+        covariance = [0.0] * 36
+        covariance[0], covariance[7], covariance[35] = self.pose_covariance
+        pose.pose.covariance = covariance
         self.pose_publisher.publish(pose)
         odom = Odometry(header=self._header(self.odom_frame), child_frame_id=self.base_frame)
-        odom.pose.pose = pose.pose
+        odom.pose.pose = pose.pose.pose
         odom.twist.twist.linear.x, odom.twist.twist.angular.z = float(v), float(w)
         self.odom_publisher.publish(odom)
 

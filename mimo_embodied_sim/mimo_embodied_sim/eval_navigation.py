@@ -8,8 +8,11 @@ of the target's footprint, facing it within 30 deg, no collision). The perceptio
 scripted backend on the answers file the simulator writes, so parsing, smart-resize rescaling,
 depth lifting, pose interpolation, snapping and the base's motion are all real.
 
-    python -m mimo_embodied_sim.eval_navigation --episodes 10 --seed 0
-    navigation success: 10/10
+With ``model_latency_s`` > 0 the scripted backend answers each query that many seconds late
+(perception parameter ``scripted.delay_s``), as a 7B model in thinking mode does on a robot.
+
+    python -m mimo_embodied_sim.eval_navigation --episodes 10 --seed 0 [--model-latency-s 3]
+    navigation success: 10/10 [model_latency_s=3]
 """
 
 from __future__ import annotations
@@ -107,17 +110,24 @@ def evaluate_navigation(
     episodes: int = 10,
     seed: int = 0,
     noise_px: float = 0.0,
-    episode_timeout_s: float = 240.0,
+    episode_timeout_s: float | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
     log: Any = None,
+    model_latency_s: float = 0.0,
 ) -> EvalResult:
     """Run ``episodes`` seeded episodes (seeds seed .. seed+episodes-1) and score each one.
 
     ``overrides`` are per-node parameter overrides of the graph (e.g. the sim's
-    real_time_factor); ``log`` (a text stream) receives one line per episode.
+    real_time_factor); ``log`` (a text stream) receives one line per episode;
+    ``model_latency_s`` delays every model answer (scripted.delay_s). An episode asks up to about
+    20 questions, so its default timeout grows by 20 x the latency.
     """
     if episodes < 1:
         raise ValueError("episodes must be >= 1")
+    if model_latency_s < 0.0:
+        raise ValueError("model_latency_s must be >= 0")
+    if episode_timeout_s is None:
+        episode_timeout_s = 240.0 + 20.0 * model_latency_s
     context = Context()
     rclpy.init(context=context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
     details: list[dict[str, Any]] = []
@@ -128,7 +138,8 @@ def evaluate_navigation(
                 # The sim starts episode `seed` and adds 1 on every reset.
                 "apartment_sim": {"seed": seed, "answers_file": answers,
                                   "answer_noise_px": float(noise_px), "answer_seed": seed},
-                "mimo_embodied": {"scripted.answers_file": answers},
+                "mimo_embodied": {"scripted.answers_file": answers,
+                                  "scripted.delay_s": float(model_latency_s)},
             }
             for name, values in (overrides or {}).items():
                 graph_overrides.setdefault(name, {}).update(values)
@@ -186,11 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument("--noise-px", type=float, default=0.0,
                         help="Gaussian noise of the oracle's points, source pixels")
+    parser.add_argument("--model-latency-s", type=float, default=0.0,
+                        help="seconds the scripted model takes per answer")
     parser.add_argument("--verbose", action="store_true", help="one line per episode (stderr)")
     args = parser.parse_args(argv)
+    started = time.monotonic()
     result = evaluate_navigation(args.episodes, args.seed, args.noise_px,
-                                 log=sys.stderr if args.verbose else None)
-    print(f"navigation success: {result.successes}/{result.episodes}", flush=True)
+                                 log=sys.stderr if args.verbose else None,
+                                 model_latency_s=args.model_latency_s)
+    latency = f" model_latency_s={args.model_latency_s:g}" if args.model_latency_s else ""
+    print(f"navigation success: {result.successes}/{result.episodes}{latency}", flush=True)
+    print(f"wall time {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     return 0
 
 

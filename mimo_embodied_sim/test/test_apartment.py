@@ -84,12 +84,44 @@ def test_planner_drives_to_another_room_without_collision(world, seed):
     drive(world)
     x, y, yaw = world.pose()
     assert world.goal_status() == ("succeeded", "")
-    assert math.hypot(x - goal[0], y - goal[1]) <= world.GOAL_XY_TOLERANCE + 0.02
-    assert abs(math.remainder(yaw - 0.5, math.tau)) <= math.radians(5)
+    # Nav2's goal checker: position AND heading within tolerance (0.25 m, 0.25 rad defaults).
+    assert math.hypot(x - goal[0], y - goal[1]) <= world.goal_xy_tolerance + 0.02
+    assert abs(math.remainder(yaw - 0.5, math.tau)) <= world.goal_yaw_tolerance + 0.02
     assert world.collisions == 0
     path = world.path()
     assert len(path) > 2
     assert min(world.clearance(px, py) for px, py in path) > world.robot_radius
+
+
+def test_goal_checker_needs_heading_too(world):
+    """A goal at the base's own position with another heading is a turn in place: it is not
+    done until the heading is within tolerance, and the position stays put."""
+    world.reset(1)
+    x0, y0, yaw0 = world.pose()
+    target = math.remainder(yaw0 + math.radians(90), math.tau)
+    assert world.set_goal(x0, y0, target)
+    world.advance(0.1)
+    assert world.goal_status()[0] == "active"  # in position, but not facing the goal heading
+    drive(world, 10.0)
+    x, y, yaw = world.pose()
+    assert world.goal_status() == ("succeeded", "")
+    assert abs(math.remainder(yaw - target, math.tau)) <= world.goal_yaw_tolerance + 0.02
+    assert math.hypot(x - x0, y - y0) < 0.05
+
+
+def test_cmd_vel_does_not_drop_the_goal(world):
+    """As on a Nav2 robot, a foreign /cmd_vel fights the controller but the goal stays active
+    and is reached once the other publisher stops."""
+    world.reset(2)
+    goal = world.rooms[world.object_truth(world.episode().target).room].center
+    assert world.set_goal(goal[0], goal[1], 0.0)
+    for _ in range(10):  # someone drives the base in circles for a second
+        world.set_velocity(0.0, 1.0)
+        world.advance(0.1)
+        assert world.goal_status()[0] == "active"
+    drive(world)
+    assert world.goal_status() == ("succeeded", "")
+    assert math.hypot(world.pose()[0] - goal[0], world.pose()[1] - goal[1]) <= 0.27
 
 
 def test_unreachable_goals_fail(world):

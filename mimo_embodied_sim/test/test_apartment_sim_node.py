@@ -15,7 +15,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", "74")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # never leave this machine
 
 import rclpy  # noqa: E402
-from geometry_msgs.msg import PoseStamped, Twist  # noqa: E402
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist  # noqa: E402
 from nav_msgs.msg import OccupancyGrid, Path  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
@@ -45,7 +45,7 @@ def graph(tmp_path) -> Iterator[tuple[SingleThreadedExecutor, ApartmentSimNode, 
     inbox: dict[str, list] = {"map": [], "pose": [], "color": [], "depth": [], "info": [],
                               "clock": [], "plan": [], "answers_file": [answers_file]}
     listener.create_subscription(OccupancyGrid, "/map", inbox["map"].append, MAP_QOS)
-    listener.create_subscription(PoseStamped, "/robot_pose", inbox["pose"].append,
+    listener.create_subscription(PoseWithCovarianceStamped, "/amcl_pose", inbox["pose"].append,
                                  qos_profile_system_default)
     listener.create_subscription(Image, "/camera/color/image_raw", inbox["color"].append,
                                  qos_profile_sensor_data)
@@ -131,7 +131,9 @@ def test_goal_pose_drives_and_cmd_vel_turns(graph):
     assert len(inbox["plan"][-1].poses) > 2
     assert spin_until(executor, lambda: sim.world.goal_status()[0] == "succeeded", 30.0), \
         sim.world.goal_status()
-    last = inbox["pose"][-1].pose.position
+    last = inbox["pose"][-1].pose.pose.position
+    assert inbox["pose"][-1].header.frame_id == "map"
+    assert inbox["pose"][-1].pose.covariance[0] > 0.0  # as AMCL: a pose with its covariance
     assert math.dist((last.x, last.y), goal) < math.dist(start, goal) / 4
     assert sim.world.collisions == 0
 
@@ -179,3 +181,31 @@ def test_failing_tick_is_logged_and_the_loop_goes_on(graph, monkeypatch):
     assert spin_until(executor, lambda: sim.world.time > time_after_failures + 0.5
                       and len(inbox["pose"]) > poses_before, 10.0)
     assert sim._loop.is_alive()
+
+
+def test_base_keeps_its_goal_when_cmd_vel_arrives(graph):
+    """Nav2 never drops a goal for a foreign /cmd_vel: the stand-in keeps pursuing it (the two
+    publishers fight) and reaches it once /cmd_vel goes quiet."""
+    executor, sim, listener, inbox = graph
+    goal_publisher = listener.create_publisher(PoseStamped, "/goal_pose",
+                                               qos_profile_system_default)
+    cmd_publisher = listener.create_publisher(Twist, "/cmd_vel", qos_profile_system_default)
+    assert spin_until(executor, lambda: inbox["pose"] and goal_publisher.get_subscription_count()
+                      > 0 and cmd_publisher.get_subscription_count() > 0, 20.0)
+    goal = sim.world.rooms[sim.world.object_truth(sim.world.episode().target).room].center
+    message = PoseStamped()
+    message.header.frame_id = "map"
+    message.pose.position.x, message.pose.position.y = goal
+    message.pose.orientation.w = 1.0
+    goal_publisher.publish(message)
+    assert spin_until(executor, lambda: sim.world.goal_status()[0] == "active", 20.0)
+    twist = Twist()
+    twist.angular.z = 1.0
+    for _ in range(10):
+        cmd_publisher.publish(twist)
+        spin_until(executor, lambda: False, 0.05)
+    assert sim.world.goal_status()[0] == "active"
+    assert spin_until(executor, lambda: sim.world.goal_status()[0] == "succeeded", 60.0), \
+        sim.world.goal_status()
+    x, y, yaw = sim.world.pose()
+    assert math.dist((x, y), goal) <= 0.27 and abs(math.remainder(yaw, math.tau)) <= 0.27
