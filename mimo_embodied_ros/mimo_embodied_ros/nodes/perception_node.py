@@ -14,18 +14,15 @@ import threading
 import time
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from mimo_embodied_msgs.action import Query
 from mimo_embodied_msgs.msg import Affordances, Objects3D
 from mimo_embodied_msgs.srv import Instruct
-from mimo_embodied_ros.backends.base import Progress
 from mimo_embodied_ros.backends.factory import create_backend
 from mimo_embodied_ros.core.prompts import Task
 from mimo_embodied_ros.core.resize import MAX_PIXELS_PRESETS
@@ -38,17 +35,17 @@ from mimo_embodied_ros.perception import (
 )
 from mimo_embodied_ros.query_engine import QUEUE_POLICIES, QueryEngine
 from mimo_embodied_ros.ros import conversions
-from mimo_embodied_ros.ros.frames import frame_from_image, frame_from_synced
-from mimo_embodied_ros.ros.images import ImageConversionError, array_to_image
+from mimo_embodied_ros.ros.diagnostics import diagnostics_msg
+from mimo_embodied_ros.ros.frames import camera_frame, request_frame
+from mimo_embodied_ros.ros.images import array_to_image
 from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_ros.ros.qos import qos_by_name
+from mimo_embodied_ros.ros.query_server import QueryActionServer
 from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_ros.ros.sync import FrameSynchronizer, SyncedFrame
 from mimo_embodied_ros.self_check import DEFAULT_SIZE, run_self_check
 
 NODE_NAME = "mimo_embodied"
-FEEDBACK_PERIOD_S = 0.2  # at most five feedback messages a second per query
-FEEDBACK_TEXT_CHARS = 2000  # the tail of the text so far that feedback carries
 
 # name -> description; defaults are in config/perception.yaml (ros/params.py).
 PARAMETERS: dict[str, str] = {
@@ -123,7 +120,6 @@ class PerceptionNode(LifecycleNode):
         self._publish_lock = threading.Lock()
         self._last_debug_image = 0.0
         self._last_continuous_image: Any = None
-        self._cancel_events: dict[bytes, threading.Event] = {}
         self._sync = FrameSynchronizer(
             slop_s=self.param("sync_slop_s"), use_depth=self.param("use_depth")
         )
@@ -135,9 +131,7 @@ class PerceptionNode(LifecycleNode):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         queries = ReentrantCallbackGroup()  # the engine decides who waits
         self.create_service(Instruct, "~/instruct", self._on_instruct, callback_group=queries)
-        self._query_server = ActionServer(
-            self, Query, "~/query", self._execute_query, callback_group=queries,
-            goal_callback=lambda _: GoalResponse.ACCEPT, cancel_callback=self._on_cancel)
+        self._query_server = QueryActionServer(self, "~/query", self._answer, self._fill, queries)
         self._continuous_group = MutuallyExclusiveCallbackGroup()
         self.create_timer(self.param("diagnostics_period_s"), self._publish_diagnostics)
         self._continuous_timer = None
@@ -269,40 +263,6 @@ class PerceptionNode(LifecycleNode):
         result, header = self._answer(request)
         return self._fill(response, result, header)
 
-    def _on_cancel(self, goal_handle: Any) -> CancelResponse:
-        self._cancel_events.setdefault(bytes(goal_handle.goal_id.uuid), threading.Event()).set()
-        return CancelResponse.ACCEPT
-
-    def _execute_query(self, goal_handle: Any) -> Query.Result:
-        key = bytes(goal_handle.goal_id.uuid)
-        cancel = self._cancel_events.setdefault(key, threading.Event())
-        started = time.monotonic()
-        last_sent = [0.0]
-
-        def feedback(progress: Progress) -> None:
-            now = time.monotonic()
-            if now - last_sent[0] < FEEDBACK_PERIOD_S and progress.phase == "generating":
-                return
-            last_sent[0] = now
-            goal_handle.publish_feedback(Query.Feedback(
-                phase=progress.phase, tokens_generated=max(int(progress.tokens), 0),
-                text_so_far=safe_text(progress.text[-FEEDBACK_TEXT_CHARS:]),
-                elapsed_s=now - started))
-
-        feedback(Progress("waiting"))
-        try:
-            result, header = self._answer(goal_handle.request, cancel, feedback)
-            response = self._fill(Query.Result(), result, header)
-        finally:
-            self._cancel_events.pop(key, None)
-        if goal_handle.is_cancel_requested:
-            goal_handle.canceled()
-        elif response.success:
-            goal_handle.succeed()
-        else:
-            goal_handle.abort()
-        return response
-
     def _on_continuous(self) -> None:
         synced = self._sync.latest()
         if synced is None or synced.image is self._last_continuous_image:
@@ -349,7 +309,9 @@ class PerceptionNode(LifecycleNode):
                 message=f"node is {state}: configure and activate it (lifecycle) first",
             ), Header()
         frame, header, problem = (
-            self._request_frame(image) if image is not None else self._camera_frame(synced)
+            request_frame(image) if image is not None else camera_frame(
+                synced or self._sync.latest(), self._sync.missing(),
+                self.param("camera_info_topic") if self.param("use_depth") else None)
         )
         if frame is None:
             return QueryResult(success=False, instruction=instruction, message=problem), header
@@ -359,7 +321,7 @@ class PerceptionNode(LifecycleNode):
         if result.reply is not None and result.reply.image_check:
             self._note_image_check(result.reply.image_check)
         try:
-            self._publish(result, header, frame, camera_frame=image is None)
+            self._publish(result, header, frame, on_camera=image is None)
         except Exception as error:  # noqa: BLE001 - drawing or a message field refused the answer
             result = self._internal_error(result, "publishing the results", error)
         self._last = {"message": result.message, "total_ms": result.timings_ms.get("total_ms")}
@@ -392,32 +354,12 @@ class PerceptionNode(LifecycleNode):
                 "saw the image at the size the node sent (image_check: unverified)")
         self._image_check = check
 
-    def _camera_frame(self, synced: SyncedFrame | None) -> tuple[Frame | None, Header, str]:
-        """The latest synchronized camera frame, or why there is none."""
-        synced = synced or self._sync.latest()
-        if synced is None:
-            waiting = self._sync.missing() or "no frame yet"
-            return None, Header(), f"no camera frame to answer on: {waiting}"
-        header = synced.image.header
-        if self.param("use_depth") and synced.camera_info is None:
-            return None, header, f"no camera_info received on {self.param('camera_info_topic')}"
-        try:
-            return frame_from_synced(synced), header, ""
-        except (ImageConversionError, ValueError) as error:
-            return None, header, f"camera frame rejected: {error}"
-
-    def _request_frame(self, image: Image) -> tuple[Frame | None, Header, str]:
-        try:
-            return frame_from_image(image), image.header, ""
-        except (ImageConversionError, ValueError) as error:
-            return None, image.header, f"request image rejected: {error}"
-
     def _publish(
-        self, result: QueryResult, header: Header, frame: Frame, camera_frame: bool = True
+        self, result: QueryResult, header: Header, frame: Frame, on_camera: bool = True
     ) -> None:
         backend = self.param("backend")
         with self._publish_lock:
-            if result.reply is not None and camera_frame:
+            if result.reply is not None and on_camera:
                 if result.task is Task.POINT:
                     self._affordances_pub.publish(
                         conversions.affordances_msg(result, header, backend))
@@ -435,12 +377,8 @@ class PerceptionNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         missing = self._sync.missing()
         backend = self._engine.backend
-        level = DiagnosticStatus.OK
-        if backend is None or not self._active or missing is not None:
-            level = DiagnosticStatus.WARN
-        if self._image_check == "unverified":
-            level = DiagnosticStatus.WARN
-        counts = dict(self._engine.counts)
+        warn = (backend is None or not self._active or missing is not None
+                or self._image_check == "unverified")
         values = {
             "backend": self.param("backend"),
             "model_id": backend.model_id if backend is not None else "",
@@ -450,18 +388,12 @@ class PerceptionNode(LifecycleNode):
             "image_check": self._image_check or "none yet",
             "last_query": str(self._last["message"]),
             "last_query_ms": f"{self._last['total_ms']}",
-            **{f"queries_{k}": str(v) for k, v in sorted(counts.items())},
+            **{f"queries_{k}": str(v) for k, v in sorted(self._engine.counts.items())},
             **{f"received_{k}": str(v) for k, v in self._sync.counts.items()},
         }
-        values = {key: safe_text(value) for key, value in values.items()}
-        status = DiagnosticStatus(
-            level=level, name=f"{self.get_name()}: perception",
-            hardware_id=values["model_id"], message=missing or values["last_query"],
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
-        )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(array)
+        self._diagnostics_pub.publish(diagnostics_msg(
+            f"{self.get_name()}: perception", values, warn, missing or values["last_query"],
+            self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:
         self._query_server.destroy()
