@@ -3,10 +3,17 @@
 nav2_msgs is not installable here (no wheel), so it is imported only when this adapter is built;
 without it the caller gets a clear Nav2UnavailableError. The default remains the plain /goal_pose
 topic, which Nav2's bt_navigator also subscribes to.
+
+Every callback is keyed on the goal it belongs to (:class:`GoalBook`): a new goal supersedes the
+old one, and the old goal's late response or result (Nav2 answers a preempted goal with ABORTED
+or CANCELED, possibly after the new goal was accepted) never changes the state of the current
+one. The bookkeeping is plain code, tested with out-of-order answers; the sender takes the action
+type as an argument so it can be tested against a stand-in action of the same shape.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -14,6 +21,8 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionClient
 from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
+
+ACTIVE_STATES = ("pending", "active")
 
 
 class Nav2UnavailableError(RuntimeError):
@@ -32,56 +41,109 @@ def load_navigate_to_pose() -> Any:
     return NavigateToPose
 
 
-class Nav2GoalSender:
-    """Sends one NavigateToPose goal at a time; a new goal cancels the previous one.
+class GoalBook:
+    """Which goal is current, and its state; events of any other goal are ignored.
 
-    ``state`` is "idle", "pending", "active", "succeeded", "aborted", "canceled" or
-    "rejected"; the navigator still judges arrival from the robot pose, and treats "aborted" /
-    "rejected" as failures reported by Nav2.
+    ``state``: "idle", "pending", "active", "succeeded", "aborted", "canceled", "rejected".
     """
 
-    def __init__(self, node: Node, action_name: str, callback_group: CallbackGroup) -> None:
-        self._action_type = load_navigate_to_pose()
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys = itertools.count(1)
+        self.current: int | None = None
+        self.state = "idle"
+        self.handle: Any = None
+        self.ignored = 0  # late events of superseded goals
+
+    def new_goal(self) -> tuple[int, Any]:
+        """Key of a new current goal, and the handle of the goal it supersedes (to cancel)."""
+        with self._lock:
+            key = next(self._keys)
+            previous = self.handle if self.state in ACTIVE_STATES else None
+            self.current, self.state, self.handle = key, "pending", None
+            return key, previous
+
+    def responded(self, key: int, accepted: bool, handle: Any) -> bool:
+        """The server's answer to goal ``key``; False when ``key`` is no longer current."""
+        with self._lock:
+            if key != self.current:
+                self.ignored += 1
+                return False
+            self.state = "active" if accepted else "rejected"
+            self.handle = handle if accepted else None
+            return True
+
+    def finished(self, key: int, state: str) -> bool:
+        """Goal ``key`` ended with ``state``; False (ignored) when it is not the current one."""
+        with self._lock:
+            if key != self.current:
+                self.ignored += 1
+                return False
+            self.state, self.handle = state, None
+            return True
+
+    def take_handle(self) -> Any:
+        """The current goal's handle to cancel (the goal stays current until it ends)."""
+        with self._lock:
+            return self.handle if self.state in ACTIVE_STATES else None
+
+
+class Nav2GoalSender:
+    """Sends one NavigateToPose goal at a time; a new goal cancels and supersedes the previous.
+
+    ``action_type`` defaults to nav2_msgs' NavigateToPose; ``goal_field`` names the goal's
+    PoseStamped field ("pose" there)."""
+
+    def __init__(self, node: Node, action_name: str, callback_group: CallbackGroup,
+                 action_type: Any = None, goal_field: str = "pose") -> None:
+        self._action_type = action_type if action_type is not None else load_navigate_to_pose()
+        self._goal_field = goal_field
         self._client = ActionClient(node, self._action_type, action_name,
                                     callback_group=callback_group)
         self._action_name = action_name
-        self._lock = threading.Lock()
-        self._handle: Any = None
-        self.state = "idle"
+        self.book = GoalBook()
 
-    def send(self, goal: PoseStamped, server_timeout_s: float = 10.0) -> None:
-        """Send a goal (non-blocking after the server is found); RuntimeError if none is."""
+    @property
+    def state(self) -> str:
+        return self.book.state
+
+    def send(self, goal: PoseStamped, server_timeout_s: float = 10.0) -> int:
+        """Send a goal (non-blocking once the server is found); its key. RuntimeError if no
+        server."""
         if not self._client.wait_for_server(timeout_sec=server_timeout_s):
             raise RuntimeError(f"Nav2 action server {self._action_name} not available")
-        self.cancel()
-        with self._lock:
-            self.state = "pending"
-        request = self._action_type.Goal(pose=goal)
-        self._client.send_goal_async(request).add_done_callback(self._on_response)
+        key, previous = self.book.new_goal()
+        if previous is not None:
+            previous.cancel_goal_async()
+        request = self._action_type.Goal(**{self._goal_field: goal})
+        self._client.send_goal_async(request).add_done_callback(
+            lambda future: self._on_response(key, future))
+        return key
 
-    def _on_response(self, future: Any) -> None:
+    def _on_response(self, key: int, future: Any) -> None:
         handle = future.result()
-        with self._lock:
-            if handle is None or not handle.accepted:
-                self.state = "rejected"
-                return
-            self._handle = handle
-            self.state = "active"
-        handle.get_result_async().add_done_callback(self._on_result)
+        accepted = handle is not None and handle.accepted
+        if not self.book.responded(key, accepted, handle):
+            if accepted:
+                handle.cancel_goal_async()  # superseded before it was accepted
+            return
+        if accepted:
+            handle.get_result_async().add_done_callback(
+                lambda result: self._on_result(key, result))
 
-    def _on_result(self, future: Any) -> None:
+    def _on_result(self, key: int, future: Any) -> None:
         from action_msgs.msg import GoalStatus
 
-        status = future.result().status
         names = {GoalStatus.STATUS_SUCCEEDED: "succeeded", GoalStatus.STATUS_ABORTED: "aborted",
                  GoalStatus.STATUS_CANCELED: "canceled"}
-        with self._lock:
-            self.state = names.get(status, "aborted")
-            self._handle = None
+        self.book.finished(key, names.get(future.result().status, "aborted"))
 
     def cancel(self) -> None:
-        """Cancel the goal in flight, if any (non-blocking)."""
-        with self._lock:
-            handle, self._handle = self._handle, None
+        """Cancel the current goal, if any (non-blocking; its result ends it)."""
+        handle = self.book.take_handle()
         if handle is not None:
             handle.cancel_goal_async()
+        elif self.book.state == "pending":
+            # Not accepted yet: supersede it, so its acceptance is cancelled on arrival.
+            self.book.new_goal()
+            self.book.finished(self.book.current, "canceled")
