@@ -95,3 +95,13 @@ def test_camera_point_in_map_frame():
     with pytest.raises(ValueError):
         camera_point_to_map((np.nan, 0.0, 1.0), Pose2D(0.0, 0.0, 0.0), mount,
                             OPTICAL_IN_BASE_XYZW)
+
+
+def test_history_is_sized_by_time_not_count():
+    """20 Hz for 150 s (a 120 s model wait and more): the first pose is still there."""
+    buffer = PoseBuffer(history_s=130.0, tolerance_s=0.1)
+    for i in range(3000):
+        buffer.add(i * 0.05, Pose2D(i * 0.001, 0.0, 0.0))
+    assert buffer.at(149.95 - 125.0).x == pytest.approx((149.95 - 125.0) * 0.02, abs=1e-9)
+    with pytest.raises(PoseLookupError):
+        buffer.at(149.95 - 131.0)
