@@ -87,13 +87,22 @@ class LinearArmServer:
                 self.moving.clear()
             o = goal.target.pose.orientation
             self.orientation = (o.x, o.y, o.z, o.w)
-        holding = False
+        stalled = False
         if goal.move_gripper:
+            # Like GripperActionController with allow_stalling false: fingers closing on the
+            # object stop at its width and the goal ends ABORTED with stalled=true.
             self.gripper_width = max(goal.gripper_width, self.object_width)
-            holding = goal.gripper_width < self.object_width
-        handle.succeed()
-        return MoveArm.Result(success=True, message="reached", final_pose=self._pose(),
-                              gripper_width=self.gripper_width, holding=holding)
+            stalled = goal.gripper_width < self.object_width
+        result = MoveArm.Result(success=not stalled, final_pose=self._pose(),
+                                gripper_width=self.gripper_width, position=self.gripper_width,
+                                effort=20.0 if stalled else 0.0, stalled=stalled,
+                                reached_goal=goal.move_gripper and not stalled,
+                                message="stalled" if stalled else "reached")
+        if stalled:
+            handle.abort()
+        else:
+            handle.succeed()
+        return result
 
     def close(self) -> None:
         self._executor.shutdown(timeout_sec=2.0)

@@ -1,13 +1,17 @@
 """Closed-loop pick-and-place evaluation: the real node graph on seeded simulated episodes.
 
     python -m mimo_embodied_sim.eval_pickplace --episodes 10 --noise-px 0 5
+    python -m mimo_embodied_sim.eval_pickplace --episodes 10 --noise-px 0 --model-latency-s 3
 
 Runs config/sim_pickplace.yaml in one process (MuJoCo Panda sim, perception node with the
 scripted backend answering from ground truth, manipulation bridge with the `sim` executor) and,
 per episode, sends the episode's instruction ("put the red cube in the tray") to
 /manipulation_bridge/pick_place over DDS. Success is the simulator's ground truth after the arm is
 done: the object rests inside the receptacle. Prints one line per setting:
-`pickplace success: <K>/<N> noise_px=<P>`.
+`pickplace success: <K>/<N> noise_px=<P>`, and with a model latency (the scripted model answers
+after `model_latency_s` seconds, as a 7B in thinking mode does) the camera runs at 30 Hz of
+simulated time in real time, as on a robot:
+`pickplace success: <K>/<N> noise_px=<P> model_latency_s=<L>`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from mimo_embodied_ros.runner import run_graph  # noqa: E402
 from mimo_embodied_sim.answers import write_answers_file  # noqa: E402
 
 GRAPH = "sim_pickplace.yaml"
+ROBOT_TIMING = {"real_time_factor": 1.0, "camera_rate_hz": 30.0}  # with a model latency
 EPISODE_TIMEOUT_S = 180.0  # wall seconds for one pick-and-place on a loaded 2-core machine
 SETTLE_SIM_S = 0.5  # simulated seconds the scene gets to come to rest before success is judged
 
@@ -131,13 +136,16 @@ def evaluate_pickplace(
     camera_rate_hz: float = 2.0,
     context: Context | None = None,
     log: Any = None,
+    model_latency_s: float = 0.0,
 ) -> EvalResult:
     """Run `episodes` seeded episodes (seeds seed .. seed + episodes - 1) with the oracle's
     pointing noise `noise_px` (source pixels); success = the simulator's ground truth.
 
     The simulator runs `real_time_factor` times faster than the wall clock, and renders the
     camera at `camera_rate_hz` of simulated time: the bridge needs one frame per episode, and
-    rendering while the arm moves is most of the CPU time otherwise.
+    rendering while the arm moves is most of the CPU time otherwise. `model_latency_s` > 0 makes
+    the scripted model answer after that many seconds (cancellable, like a real generation);
+    pass ROBOT_TIMING's rate and factor with it to time like a robot (`evaluate_robot_timing`).
     """
     own_context = context is None
     if own_context:
@@ -155,6 +163,7 @@ def evaluate_pickplace(
                                   "real_time_factor": float(real_time_factor),
                                   "camera_rate_hz": float(camera_rate_hz)},
                 "mimo_embodied": {"scripted.answers_file": answers,
+                                  "scripted.delay_s": float(model_latency_s),
                                   "debug_image.max_rate_hz": 0.0},
             }
             with run_graph(GRAPH, overrides, context) as runner:
@@ -192,18 +201,37 @@ def evaluate_pickplace(
     return result
 
 
+def evaluate_robot_timing(episodes: int = 10, noise_px: float = 0.0, seed: int = 0,
+                          model_latency_s: float = 3.0, log: Any = None) -> EvalResult:
+    """The evaluation timed like a robot: the model answers after `model_latency_s`, the camera
+    sends 30 frames per second of simulated time, and the simulation runs in real time."""
+    return evaluate_pickplace(episodes, noise_px, seed, log=log, model_latency_s=model_latency_s,
+                              **ROBOT_TIMING)
+
+
+def result_line(result: EvalResult, noise_px: float, model_latency_s: float = 0.0) -> str:
+    line = f"pickplace success: {result.successes}/{result.episodes} noise_px={noise_px:g}"
+    return line + (f" model_latency_s={model_latency_s:g}" if model_latency_s > 0 else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise-px", type=float, nargs="+", default=[0.0, 5.0])
+    parser.add_argument("--model-latency-s", type=float, default=0.0,
+                        help="scripted model latency, seconds; > 0 also runs the camera at 30 Hz "
+                             "in real time")
     parser.add_argument("--verbose", action="store_true", help="print each episode")
     args = parser.parse_args(argv)
+    log = print if args.verbose else None
     for noise_px in args.noise_px:
-        result = evaluate_pickplace(args.episodes, noise_px, args.seed,
-                                    log=print if args.verbose else None)
-        print(f"pickplace success: {result.successes}/{result.episodes} noise_px={noise_px:g}",
-              flush=True)
+        if args.model_latency_s > 0:
+            result = evaluate_robot_timing(args.episodes, noise_px, args.seed,
+                                           args.model_latency_s, log=log)
+        else:
+            result = evaluate_pickplace(args.episodes, noise_px, args.seed, log=log)
+        print(result_line(result, noise_px, args.model_latency_s), flush=True)
     return 0
 
 

@@ -300,6 +300,8 @@ class MotionStatus:
     success: bool
     message: str
     distance_remaining: float
+    stalled: bool = False  # the fingers stopped short of the commanded width (GripperCommand)
+    reached_goal: bool = False  # the fingers reached the commanded width
 
 
 def quat_xyzw_to_matrix(quaternion_xyzw: np.ndarray | tuple[float, ...]) -> np.ndarray:
@@ -399,6 +401,7 @@ class PickPlaceWorld:
         self.data.time = 0.0
         mujoco.mj_forward(self.model, self.data)
         self._phases: list[_Phase] = []
+        self._gripper_reached = False
         self._last_status = MotionStatus(True, True, "idle", 0.0)
         self._renderer = OffscreenRenderer(self.model, width, height)
 
@@ -602,6 +605,7 @@ class PickPlaceWorld:
             if not phases:
                 return self._finish(True, "nothing to do")
             self._phases = phases
+            self._gripper_reached = False
             self._last_status = MotionStatus(False, False, "moving", self.distance_remaining())
             self._prepare_phase()
             return self._last_status
@@ -618,10 +622,11 @@ class PickPlaceWorld:
                 return
             self._phases[0].arm_plan = plan
 
-    def _finish(self, success: bool, message: str) -> MotionStatus:
+    def _finish(self, success: bool, message: str, stalled: bool = False) -> MotionStatus:
         distance = self.distance_remaining()
         self._phases = []
-        self._last_status = MotionStatus(True, success, message, distance)
+        self._last_status = MotionStatus(True, success, message, distance, stalled=stalled,
+                                         reached_goal=self._gripper_reached and not stalled)
         return self._last_status
 
     @property
@@ -690,16 +695,16 @@ class PickPlaceWorld:
             phase.still_for = phase.still_for + dt if speed < 2e-3 else 0.0
             width = self.gripper_width()
             reached = abs(width - phase.gripper_width) < 1.5e-3
-            if phase.elapsed > 0.1 and (reached or phase.still_for > 0.1):
-                if reached or self.holding_object() is not None:
-                    self._next_phase(f"gripper at {width * 1000:.1f} mm")
-                else:
-                    self._finish(False, f"gripper stopped at {width * 1000:.1f} mm, "
-                                 f"commanded {phase.gripper_width * 1000:.1f} mm")
-            elif phase.elapsed > self.GRIPPER_TIMEOUT_S:
-                ok = reached or self.holding_object() is not None
-                self._next_phase(f"gripper at {width * 1000:.1f} mm") if ok else self._finish(
-                    False, f"gripper did not settle ({width * 1000:.1f} mm)")
+            # Like GripperActionController: the goal succeeds when the fingers reach the command,
+            # and ends stalled (not succeeded) when they stop short of it, whatever stopped them
+            # (an object between them or not); the controller cannot tell a grasp from a jam.
+            stalled = phase.still_for > 0.1 or phase.elapsed > self.GRIPPER_TIMEOUT_S
+            if phase.elapsed > 0.1 and reached:
+                self._gripper_reached = True
+                self._next_phase(f"gripper at {width * 1000:.1f} mm")
+            elif phase.elapsed > 0.1 and stalled:
+                self._finish(False, f"gripper stalled at {width * 1000:.1f} mm, commanded "
+                             f"{phase.gripper_width * 1000:.1f} mm", stalled=True)
             return
         plan = phase.arm_plan
         assert isinstance(plan, _ArmPlan)
@@ -757,6 +762,10 @@ class PickPlaceWorld:
     def gripper_width(self) -> float:
         """Distance between the finger pads, metres (sum of the two finger slides)."""
         return float(np.sum(self.data.qpos[self._finger_qpos]))
+
+    def gripper_effort(self) -> float:
+        """Force of the finger actuators, newtons (magnitude, both fingers together)."""
+        return float(np.sum(np.abs(self.data.actuator_force[self._finger_actuators])))
 
     def holding_object(self) -> str | None:
         """The graspable object both fingers touch, if any."""
@@ -1029,7 +1038,9 @@ def scripted_pick_and_place(world: PickPlaceWorld, approach_height_m: float = 0.
     )
     for stage, command in stages:
         status = world.execute(**command)
-        if not status.success:
+        if stage == "close" and status.stalled:  # fingers stopped short: on the object?
+            pass
+        elif not status.success:
             return False, f"{stage} failed: {status.message}"
         if stage == "close" and not world.holding:
             return False, "close: the fingers did not stop on the object"

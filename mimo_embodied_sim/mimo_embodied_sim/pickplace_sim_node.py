@@ -6,7 +6,10 @@
 - /clock (simulated time, monotonic across resets), /joint_states (panda_joint1..7, fingers).
 - Action ~/move_arm (mimo_embodied_msgs/action/MoveArm): the gripper command runs first, then the
   arm motion; executed in slices by the physics loop, with feedback; a cancel stops the arm
-  where it is (it holds its joints) and the result reports canceled. One goal at a time.
+  where it is (it holds its joints) and the result reports canceled. One goal at a time. The
+  gripper behaves like ros2_control's GripperActionController (allow_stalling false): fingers
+  that stop short of the commanded width (on an object, or jammed) end the goal ABORTED with
+  stalled=true, position and effort; reaching the width succeeds with reached_goal=true.
 - Service ~/reset (std_srvs/Trigger): a new episode with seed `episode_seed` + resets so far;
   the world is rebuilt with the arm at home.
 - With a non-empty `answers_file`, the scripted model's answers (pick pixels from ground truth,
@@ -316,9 +319,12 @@ class PickPlaceSimNode(Node):
 
     def _result(self, status: MotionStatus) -> MoveArm.Result:
         position, quaternion = self.world.tcp_pose()
+        width = self.world.gripper_width()
+        # The gripper part reads like GripperActionController's result: no ground truth here.
         result = MoveArm.Result(success=status.success, message=status.message,
-                                gripper_width=self.world.gripper_width(),
-                                holding=self.world.holding)
+                                gripper_width=width, position=width,
+                                effort=self.world.gripper_effort(), stalled=status.stalled,
+                                reached_goal=status.reached_goal)
         result.final_pose = Pose()
         result.final_pose.position.x, result.final_pose.position.y, \
             result.final_pose.position.z = (float(v) for v in position)

@@ -215,3 +215,19 @@ def transform_points(
 def yaw_quaternion(yaw: float) -> np.ndarray:
     """Quaternion (x, y, z, w) of a rotation by ``yaw`` radians about +z."""
     return np.array([0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)])
+
+
+def placeholder_extrinsic(translation, rotation_xyzw) -> str | None:
+    """Why a camera extrinsic is not a calibration (unset, malformed or the identity), or None.
+
+    The identity (camera optical frame at the base origin, axes aligned) is the value of an
+    extrinsic nobody set; a real camera is never mounted there."""
+    t = np.asarray(translation, dtype=float).ravel()
+    q = np.asarray(rotation_xyzw, dtype=float).ravel()
+    if t.shape != (3,) or q.shape != (4,) or not np.all(np.isfinite(t)) \
+            or not np.all(np.isfinite(q)) or np.linalg.norm(q) < 1e-9:
+        return "camera_to_base is unset or malformed"
+    q = q / np.linalg.norm(q)
+    if np.allclose(t, 0.0) and abs(abs(q[3]) - 1.0) < 1e-9:
+        return "camera_to_base is the placeholder (identity: the camera at the base origin)"
+    return None

@@ -6,10 +6,15 @@ from mimo_embodied_ros.executors.base import (
     ExecutionResult,
     ExecutorConfigurationError,
 )
-from mimo_embodied_ros.executors.factory import EXECUTOR_KINDS, create_executor
+from mimo_embodied_ros.executors.factory import (
+    EXECUTOR_KINDS,
+    EXECUTOR_PARAMETERS,
+    create_executor,
+)
 
 __all__ = [
     "EXECUTOR_KINDS",
+    "EXECUTOR_PARAMETERS",
     "ArmExecutor",
     "ExecutionPlan",
     "ExecutionResult",

@@ -10,6 +10,31 @@ from mimo_embodied_ros.executors.base import ArmExecutor, ExecutorConfigurationE
 
 EXECUTOR_KINDS = ("moveit", "sim", "none")
 
+# name -> description of the bridge parameters that configure the executors (the bridge declares
+# them; defaults in config/manipulation.yaml). sim.* and moveit.* are that kind's settings.
+EXECUTOR_PARAMETERS: dict[str, str] = {
+    "sim.action_name": "MoveArm action of the simulator's arm.",
+    "sim.server_timeout_s": "Max wait for the MoveArm action server, seconds.",
+    "sim.stage_timeout_s": "Max duration of one stage, seconds.",
+    "sim.min_grasp_width": "A close that stalls wider than this holds the object, metres.",
+    "moveit.arm_group": "MoveIt planning group of the arm.",
+    "moveit.hand_group": "MoveIt planning group of the gripper.",
+    "moveit.tcp_link": "Link whose pose the targets are (tool centre point).",
+    "moveit.finger_joints": "Finger joints of the hand group.",
+    "moveit.planner_id": "Planner id; empty = the pipeline's default.",
+    "moveit.max_velocity_scaling": "Velocity scaling factor, 0..1.",
+    "moveit.max_acceleration_scaling": "Acceleration scaling factor, 0..1.",
+    "moveit.allowed_planning_time": "Planning time per stage, seconds.",
+    "moveit.move_group_action": "MoveGroup action name.",
+    "moveit.execute_trajectory_action": "ExecuteTrajectory action name.",
+    "moveit.cartesian_path_service": "GetCartesianPath service name.",
+    "moveit.apply_scene_service": "ApplyPlanningScene service name.",
+    "moveit.stage_timeout_s": "Max duration of one stage, seconds.",
+    "moveit.gripper_action": "GripperCommand action of the hand (GripperActionController).",
+    "moveit.hand_touch_links": "Links allowed to touch the held object (attached to the TCP).",
+    "moveit.min_grasp_width": "A close that stalls wider than this holds the object, metres.",
+}
+
 
 def create_executor(kind: str, node: Node, settings: dict[str, Any]) -> ArmExecutor:
     """The executor `kind` with its settings (flat names of that kind's dataclass).

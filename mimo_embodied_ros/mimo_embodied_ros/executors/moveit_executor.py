@@ -9,9 +9,12 @@ there); this module only copies those fields into messages and makes the calls:
   ~/collision_object; it is removed before the straight approach into it ("grasp" stage);
 - free-space stages: MoveGroup goal with position + orientation constraints on the TCP link;
 - straight stages: GetCartesianPath (compute_cartesian_path), then ExecuteTrajectory;
-- gripper stages: MoveGroup joint goal of the hand group (a GripperCommand action controller is
-  the other common setup; the joint goal works with MoveIt's Panda config).
-A cancel of the PickPlace goal cancels the MoveGroup / ExecuteTrajectory goal in flight.
+- gripper stages: control_msgs/action/GripperCommand (position, max_effort) to the hand's
+  GripperActionController (`gripper_action`); a close that stalls on the object is a grasp even
+  when the goal ends ABORTED (allow_stalling false), read by core.moveit_request.gripper_outcome;
+- the grasped object is attached to the hand (AttachedCollisionObject, touch_links) after the
+  close, so the transport is planned with it, and detached after the release.
+A cancel of the PickPlace goal cancels the MoveGroup / ExecuteTrajectory / gripper goal in flight.
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
 from mimo_embodied_ros.core.moveit_request import (
+    AttachRequest,
     CollisionBox,
     GripperRequest,
+    GripperResult,
     MotionRequest,
     MoveItSettings,
     collision_box_for,
+    gripper_outcome,
+    scene_updates,
     stage_requests,
 )
 from mimo_embodied_ros.executors.base import (
@@ -51,6 +58,7 @@ class MoveItExecutorSettings:
     execute_trajectory_action: str = "/execute_trajectory"
     cartesian_path_service: str = "/compute_cartesian_path"
     apply_scene_service: str = "/apply_planning_scene"
+    gripper_action: str = "/panda_hand_controller/gripper_cmd"
     cartesian_max_step: float = 0.005  # metres between interpolated waypoints
     cartesian_min_fraction: float = 0.95  # refuse a straight path MoveIt can only partly follow
     server_timeout_s: float = 20.0
@@ -72,8 +80,12 @@ MESSAGE_TYPES = {
     "PositionConstraint": "moveit_msgs.msg",
     "ApplyPlanningScene": "moveit_msgs.srv",
     "GetCartesianPath": "moveit_msgs.srv",
+    "AttachedCollisionObject": "moveit_msgs.msg",
     "SolidPrimitive": "shape_msgs.msg",
+    "GripperCommand": "control_msgs.action",
 }
+# action_msgs/GoalStatus codes -> the words core.moveit_request uses.
+STATUS_WORDS = {4: "succeeded", 5: "canceled", 6: "aborted"}
 
 
 def import_moveit() -> dict[str, Any]:
@@ -83,9 +95,9 @@ def import_moveit() -> dict[str, Any]:
                 for name, module in MESSAGE_TYPES.items()}
     except (ImportError, AttributeError) as error:
         raise ExecutorConfigurationError(
-            f"executor 'moveit' needs moveit_msgs and shape_msgs ({error}); install MoveIt 2 "
-            "(e.g. apt install ros-$ROS_DISTRO-moveit-msgs) or set the parameter executor to "
-            "'sim' or 'none'"
+            f"executor 'moveit' needs moveit_msgs, shape_msgs and control_msgs ({error}); install "
+            "MoveIt 2 (e.g. apt install ros-$ROS_DISTRO-moveit-msgs ros-$ROS_DISTRO-control-msgs) "
+            "or set the parameter executor to 'sim' or 'none'"
         ) from error
 
 
@@ -108,6 +120,8 @@ class MoveItExecutor:
                                              settings.cartesian_path_service, callback_group=group)
         self._apply_scene = node.create_client(self.m["ApplyPlanningScene"],
                                                settings.apply_scene_service, callback_group=group)
+        self._gripper = ActionClient(node, self.m["GripperCommand"], settings.gripper_action,
+                                     callback_group=group)
         self._collision_pub = node.create_publisher(
             self.m["CollisionObject"], "~/collision_object", 10
         )
@@ -140,6 +154,25 @@ class MoveItExecutor:
             msg.primitives = [primitive]
             msg.primitive_poses = [self._pose((0, 0, 0), (0, 0, 0, 1))]
         return msg
+
+    def attached_object(self, request: AttachRequest, frame_id: str) -> Any:
+        """moveit_msgs/AttachedCollisionObject of an attach (with the box) or a detach."""
+        m = self.m
+        msg = m["AttachedCollisionObject"](link_name=request.link_name,
+                                           touch_links=list(request.touch_links))
+        if request.operation == "add" and request.box is not None:
+            msg.object = self.collision_object(request.box)
+        else:
+            msg.object.header.frame_id = frame_id
+            msg.object.id = request.object_id
+            msg.object.operation = m["CollisionObject"].REMOVE
+        return msg
+
+    def gripper_goal(self, request: GripperRequest) -> Any:
+        goal = self.m["GripperCommand"].Goal()
+        goal.command.position = float(request.position)
+        goal.command.max_effort = float(request.max_effort)
+        return goal
 
     def _pose_constraints(self, request: MotionRequest) -> Any:
         m, goal = self.m, request.pose_goal
@@ -214,20 +247,44 @@ class MoveItExecutor:
 
     # Calls -------------------------------------------------------------------------------------
 
-    def _apply(self, box: CollisionBox) -> str | None:
-        collision = self.collision_object(box)
-        self._collision_pub.publish(collision)
-        if not self._apply_scene.wait_for_service(timeout_sec=self._settings.server_timeout_s):
-            return f"planning scene service {self._settings.apply_scene_service} not available"
+    def _apply(self, box: CollisionBox | None = None, attached: Any = None) -> str | None:
         scene = self.m["PlanningScene"](is_diff=True)
         scene.robot_state.is_diff = True
-        scene.world.collision_objects = [collision]
+        if box is not None:
+            collision = self.collision_object(box)
+            self._collision_pub.publish(collision)
+            scene.world.collision_objects = [collision]
+        if attached is not None:
+            scene.robot_state.attached_collision_objects = [attached]
+        if not self._apply_scene.wait_for_service(timeout_sec=self._settings.server_timeout_s):
+            return f"planning scene service {self._settings.apply_scene_service} not available"
         future = self._apply_scene.call_async(self.m["ApplyPlanningScene"].Request(scene=scene))
         if wait_for_future(future, self._settings.stage_timeout_s) != "done":
             return "the planning scene update timed out"
         return None if future.result().success else "move_group refused the planning scene update"
 
+    def _run_gripper(self, request: GripperRequest, should_cancel: CancelCheck) -> str | None:
+        """Send the GripperCommand goal; None when the stage succeeded (a stall on the object
+        included), else why not."""
+        s = self._settings
+        response = self._run_action(self._gripper, self.gripper_goal(request), should_cancel)
+        if isinstance(response, str):
+            return response
+        r = response.result
+        outcome = gripper_outcome(request, GripperResult(
+            STATUS_WORDS.get(response.status, f"status {response.status}"), r.position,
+            r.effort, r.stalled, r.reached_goal), s.request)
+        return None if outcome.ok else outcome.message
+
     def _run_goal(self, client: ActionClient, goal: Any, should_cancel: CancelCheck) -> str | None:
+        response = self._run_action(client, goal, should_cancel)
+        if isinstance(response, str):
+            return response
+        code = response.result.error_code.val
+        return None if code == SUCCESS else f"MoveIt error code {code}"
+
+    def _run_action(self, client: ActionClient, goal: Any, should_cancel: CancelCheck) -> Any:
+        """The action's response (status + result), or a string saying why there is none."""
         s = self._settings
         if not client.wait_for_server(timeout_sec=s.server_timeout_s):
             return "action server not available"
@@ -243,8 +300,7 @@ class MoveItExecutor:
             wait_for_future(handle.cancel_goal_async(), s.cancel_timeout_s)
             wait_for_future(result_future, s.cancel_timeout_s)
             return "canceled" if outcome == "cancel" else f"timed out after {s.stage_timeout_s} s"
-        code = result_future.result().result.error_code.val
-        return None if code == SUCCESS else f"MoveIt error code {code}"
+        return result_future.result()
 
     def _run_cartesian(self, request: MotionRequest, should_cancel: CancelCheck) -> str | None:
         s = self._settings
@@ -267,6 +323,8 @@ class MoveItExecutor:
         box = None
         if plan.obj is not None:
             box = collision_box_for(plan.obj, plan.frame_id, plan.object_id)
+        updates = scene_updates(requests, box, self._settings.request)
+        if plan.obj is not None:
             failure = self._apply(box)
             if failure is not None:
                 return ExecutionResult(False, f"planning scene: {failure}",
@@ -280,7 +338,9 @@ class MoveItExecutor:
             if stage == "grasp" and box is not None:  # the approach enters the box by design
                 box = collision_box_for(plan.obj, plan.frame_id, plan.object_id, "remove")
                 self._apply(box)
-            if isinstance(request, MotionRequest) and request.cartesian:
+            if isinstance(request, GripperRequest):
+                failure = self._run_gripper(request, should_cancel)
+            elif request.cartesian:
                 failure = self._run_cartesian(request, should_cancel)
             else:
                 failure = self._run_goal(self._move_group,
@@ -289,11 +349,18 @@ class MoveItExecutor:
             if failure is not None:
                 return ExecutionResult(False, f"{stage}: {failure}", failed_stage=stage,
                                        canceled=failure == "canceled", stages_done=done)
+            update = updates[index]
+            failure = None if update is None else self._apply(
+                attached=self.attached_object(update, plan.frame_id))
+            if failure is not None:
+                return ExecutionResult(False, f"{stage}: planning scene: {failure}",
+                                       failed_stage=stage, stages_done=done)
             done.append(stage)
         message = f"pick-and-place executed by MoveIt ({len(requests)} stages)"
         on_stage("done", message, 1.0)
         return ExecutionResult(True, message, stages_done=done)
 
     def close(self) -> None:
+        self._gripper.destroy()
         self._move_group.destroy()
         self._execute.destroy()

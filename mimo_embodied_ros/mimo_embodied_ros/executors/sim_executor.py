@@ -1,7 +1,11 @@
 """The `sim` executor: one MoveArm goal per stage to the simulator's arm (mimo_embodied_sim).
 
 MoveArm is the small interface the simulated Panda offers in place of MoveIt's MoveGroup. A cancel
-of the PickPlace goal cancels the MoveArm goal in flight, which stops the arm where it is.
+of the PickPlace goal cancels the MoveArm goal in flight, which stops the arm where it is. Its
+gripper reports like GripperActionController (position, effort, stalled, reached_goal; ABORTED
+on a stall), and this executor reads it exactly as the moveit one reads GripperCommand
+(core.moveit_request.gripper_outcome): a close that stalls wider than `min_grasp_width` holds
+the object.
 """
 
 from __future__ import annotations
@@ -15,6 +19,12 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
 from mimo_embodied_msgs.action import MoveArm
+from mimo_embodied_ros.core.moveit_request import (
+    GripperRequest,
+    GripperResult,
+    MoveItSettings,
+    gripper_outcome,
+)
 from mimo_embodied_ros.executors.base import (
     STAGES,
     CancelCheck,
@@ -34,7 +44,7 @@ class SimExecutorSettings:
     server_timeout_s: float = 20.0  # first DDS discovery of the action server can take seconds
     stage_timeout_s: float = 30.0  # one stage's motion, from goal sent to result
     cancel_timeout_s: float = 5.0  # how long to wait for the arm to confirm it stopped
-    require_holding: bool = True  # fail at close_gripper when the fingers closed on nothing
+    min_grasp_width: float = 0.005  # a close that stalls wider than this holds the object (m)
 
 
 def move_arm_goal(command: StageCommand, frame_id: str, stamp=None) -> MoveArm.Goal:
@@ -122,13 +132,18 @@ class SimExecutor:
         result: MoveArm.Result = response.result
         if response.status == GoalStatus.STATUS_CANCELED:
             return failed("the arm reports the motion canceled", canceled=should_cancel())
+        if command.pose is None and command.gripper_width is not None:
+            request = GripperRequest(positions=(command.gripper_width,),
+                                     closing=command.name == "close_gripper",
+                                     position=command.gripper_width)
+            words = {GoalStatus.STATUS_SUCCEEDED: "succeeded", GoalStatus.STATUS_ABORTED: "aborted"}
+            outcome = gripper_outcome(request, GripperResult(
+                words.get(response.status, f"status {response.status}"), result.position,
+                result.effort, result.stalled, result.reached_goal),
+                MoveItSettings(gripper_position_per_width=1.0, min_grasp_width=s.min_grasp_width))
+            return None if outcome.ok else failed(outcome.message)
         if response.status != GoalStatus.STATUS_SUCCEEDED or not result.success:
             return failed(f"the arm failed: {result.message or 'no reason given'}")
-        if command.name == "close_gripper" and s.require_holding and not result.holding:
-            return failed(
-                f"the fingers closed to {result.gripper_width * 1000:.0f} mm without holding the "
-                "object (grasp missed)"
-            )
         return None
 
     def close(self) -> None:

@@ -1,74 +1,75 @@
 """Manipulation bridge `manipulation_bridge`: language or points in, a pick-and-place out.
 
 Action `~/pick_place` (mimo_embodied_msgs/action/PickPlace). A goal gives an instruction ("put the
-red cube in the bowl", split into object and place descriptions by core.pickplace), or the two
-descriptions, or explicit points (`use_points`, frame = base frame or camera optical frame). The
-bridge then
+red cube in the bowl"), or the object and place descriptions, or explicit points (`use_points`,
+frame = base frame or camera optical frame). The stages (parse, perceive pick and place, grasp,
+workspace check, execute) are the ROS-free state machine core/pickplace_stages.py; this node wires
+its ports to ROS:
 
-1. asks the perception node's `/mimo_embodied/instruct` (task "point") for the object, then for
-   the place, and takes the first point of each that has valid depth;
-2. takes the depth frame whose stamp matches the answer's image stamp (a small stamp-indexed buffer
-   of its own depth + camera_info subscriptions), back-projects the pixels around the pick point
-   (core.depth.depth_to_points) and moves them to the arm's base frame with the camera extrinsic
-   from config (`camera_to_base.*`; tf2 is not used here);
-3. computes the grasp (core.grasp), the stage poses (core.pickplace.plan_pick_place) and refuses a
-   target outside the workspace limits or the max reach before any motion;
-4. publishes `~/targets` (PickPlaceTarget), `~/markers` (MarkerArray) and `~/collision_object`
-   (moveit_msgs/CollisionObject with the moveit executor, else a visualization_msgs/Marker);
-5. executes stage by stage with the executor named by the `executor` parameter (moveit | sim |
-   none), with feedback per stage. Cancelling the goal cancels the arm motion in flight.
+- perceive: the perception node's `~/query` action (ros/query_client.py), task "point"; the first
+  point with valid depth. When it sends a query the node takes a hold on its frame buffer
+  (ros/depth_buffer.py: depth + camera_info keyed by stamp), so the depth of the image the model
+  saw stays with its answer however long the model takes; pairing uses `sync_slop_s`, the same
+  tolerance as the perception node's colour/depth pairing;
+- local cloud: the depth pixels around the pick point, moved to the base frame with the camera
+  extrinsic `camera_to_base.*` (tf2 is not used here);
+- publish: `~/targets` (PickPlaceTarget), `~/markers`, `~/collision_object`;
+- execute: the executor named by `executor` (moveit | sim | none), feedback per stage.
 
-Every failure ends the goal with success=false, the stage that failed (failed_stage) and a
-readable message; the node keeps serving. One goal runs at a time; others are rejected meanwhile.
+Nothing moves before an operator says so: the default executor is `none` (the result has
+executed=false); `moveit` is refused while `camera_to_base` is the placeholder (identity). One goal
+runs at a time: a second goal is aborted at once with failed_stage "busy" and the reason. A cancel,
+or the node shutting down, cancels the arm motion in flight.
 
-Pick-and-place instructions go to this action, not to the perception node's `~/instruct` service
-(which answers questions about the current frame and is used by this node): an operator sends e.g.
-`ros2 action send_goal /manipulation_bridge/pick_place mimo_embodied_msgs/action/PickPlace
-"{instruction: 'put the red cube in the bowl'}" --feedback`.
+    ros2 action send_goal /manipulation_bridge/pick_place mimo_embodied_msgs/action/PickPlace \
+      "{instruction: 'put the red cube in the bowl'}" --feedback
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
+from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from mimo_embodied_msgs.action import PickPlace
 from mimo_embodied_msgs.msg import AffordancePoint, PickPlaceTarget
-from mimo_embodied_ros.core.depth import depth_to_metres, depth_to_points
-from mimo_embodied_ros.core.grasp import GraspSettings, compute_grasp
+from mimo_embodied_ros.core.grasp import GraspSettings
 from mimo_embodied_ros.core.pickplace import (
     MotionSettings,
     WorkspaceLimits,
-    check_workspace,
-    plan_pick_place,
-    split_pick_place_instruction,
+    placeholder_extrinsic,
     transform_points,
 )
-from mimo_embodied_ros.core.types import CameraIntrinsics
+from mimo_embodied_ros.core.pickplace_stages import (
+    PerceivedPoint,
+    PickPlaceOutcome,
+    PickPlaceRequest,
+    PickPlaceStages,
+    PlannedTarget,
+    StageFailure,
+    local_cloud,
+)
 from mimo_embodied_ros.executors import (
+    EXECUTOR_PARAMETERS,
     ExecutionPlan,
-    ExecutionResult,
     ExecutorConfigurationError,
     create_executor,
 )
 from mimo_embodied_ros.ros import manipulation_markers as mm
-from mimo_embodied_ros.ros.images import (
-    ImageConversionError,
-    image_to_array,
-    intrinsics_from_camera_info,
-)
+from mimo_embodied_ros.ros.depth_buffer import FrameBuffer, FrameHold
+from mimo_embodied_ros.ros.images import intrinsics_from_camera_info
 from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_ros.ros.qos import qos_by_name
 from mimo_embodied_ros.ros.query_client import QueryClient, QueryError
@@ -76,7 +77,7 @@ from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_ros.ros.sync import stamp_seconds
 
 NODE_NAME = "manipulation_bridge"
-UP = (0.0, 0.0, 1.0)  # the base frame's z axis points up (REP 103)
+SHUTDOWN_WAIT_S = 5.0  # how long destroy_node waits for a cancelled motion to stop
 
 # name -> description; defaults are in config/manipulation.yaml (ros/params.py).
 PARAMETERS: dict[str, str] = {
@@ -86,8 +87,10 @@ PARAMETERS: dict[str, str] = {
     "depth_topic": "Depth image registered to colour (the perception node's).",
     "camera_info_topic": "CameraInfo of the colour image.",
     "qos": "QoS of the depth/camera_info subscriptions: sensor_data or reliable.",
-    "depth_buffer_size": "Depth frames kept to match an answer's image stamp.",
-    "stamp_tolerance_s": "Max stamp difference between an answer's image and a depth frame.",
+    "sync_slop_s": "Max stamp difference of a colour/depth pair, seconds (the perception "
+                   "node's sync_slop_s).",
+    "frame_window_s": "Seconds of depth frames (by stamp) buffered, and kept after a query is "
+                      "sent, for the frame the model saw.",
     "depth_wait_s": "How long to wait for the depth frame of an answer's stamp.",
     "camera_frame": "Camera optical frame id (explicit points may use it).",
     "base_frame": "Arm base frame: every pose is computed and sent in it.",
@@ -97,12 +100,8 @@ PARAMETERS: dict[str, str] = {
                             "still running then is cancelled.",
     "cloud.radius_m": "Half side of the depth window around the pick point, metres.",
     "cloud.stride": "Use every n-th depth pixel of that window.",
-    "workspace.x_min": "TCP workspace box in the base frame, metres.",
-    "workspace.x_max": "TCP workspace box in the base frame, metres.",
-    "workspace.y_min": "TCP workspace box in the base frame, metres.",
-    "workspace.y_max": "TCP workspace box in the base frame, metres.",
-    "workspace.z_min": "TCP workspace box in the base frame, metres.",
-    "workspace.z_max": "TCP workspace box in the base frame, metres.",
+    **{f"workspace.{axis}_{end}": "TCP workspace box in the base frame, metres."
+       for axis in "xyz" for end in ("min", "max")},
     "workspace.max_reach": "Max distance of any TCP pose from the shoulder, metres.",
     "workspace.shoulder_height": "Shoulder joint height above the base origin, metres.",
     "grasp.max_open_width": "Gripper fully open, metres.",
@@ -117,109 +116,34 @@ PARAMETERS: dict[str, str] = {
     "motion.pre_place_height": "Pre-place pose above the place pose, metres.",
     "motion.retreat_distance": "Retreat straight up after the release, metres.",
     "markers.lifetime_s": "Lifetime of RViz markers; 0 keeps them until the next target.",
-    "sim.action_name": "MoveArm action of the simulator's arm.",
-    "sim.server_timeout_s": "Max wait for the MoveArm action server, seconds.",
-    "sim.stage_timeout_s": "Max duration of one stage, seconds.",
-    "sim.require_holding": "Fail when the gripper closes on nothing.",
-    "moveit.arm_group": "MoveIt planning group of the arm.",
-    "moveit.hand_group": "MoveIt planning group of the gripper.",
-    "moveit.tcp_link": "Link whose pose the targets are (tool centre point).",
-    "moveit.finger_joints": "Finger joints of the hand group.",
-    "moveit.planner_id": "Planner id; empty = the pipeline's default.",
-    "moveit.max_velocity_scaling": "Velocity scaling factor, 0..1.",
-    "moveit.max_acceleration_scaling": "Acceleration scaling factor, 0..1.",
-    "moveit.allowed_planning_time": "Planning time per stage, seconds.",
-    "moveit.move_group_action": "MoveGroup action name.",
-    "moveit.execute_trajectory_action": "ExecuteTrajectory action name.",
-    "moveit.cartesian_path_service": "GetCartesianPath service name.",
-    "moveit.apply_scene_service": "ApplyPlanningScene service name.",
-    "moveit.stage_timeout_s": "Max duration of one stage, seconds.",
+    **EXECUTOR_PARAMETERS,
 }
 
 
-class StageFailure(Exception):
-    """A pick-and-place step that cannot go on: the failed stage and a readable reason."""
-
-    def __init__(self, stage: str, message: str) -> None:
-        super().__init__(message)
-        self.stage = stage
-        self.message = message
-
-
-@dataclass
-class LiftedPoint:
-    """A perception point: its pixel, camera-frame position and the image header it came from."""
-
-    u: float
-    v: float
-    camera_xyz: np.ndarray
-    header: Header
-
-
-@dataclass
-class DepthFrame:
-    depth_m: np.ndarray
-    intrinsics: CameraIntrinsics  # of the colour image the answer's pixels refer to
-
-
-class DepthBuffer:
-    """The last few depth images and camera_infos, looked up by stamp (thread-safe)."""
-
-    def __init__(self, size: int) -> None:
-        self._depths: deque[Image] = deque(maxlen=size)
-        self._infos: deque[CameraInfo] = deque(maxlen=size)
-        self._lock = threading.Lock()
-
-    def add_depth(self, msg: Image) -> None:
-        with self._lock:
-            self._depths.append(msg)
-
-    def add_camera_info(self, msg: CameraInfo) -> None:
-        with self._lock:
-            self._infos.append(msg)
-
-    def at(self, stamp_s: float | None, tolerance_s: float) -> tuple[Image, CameraInfo] | None:
-        """Depth nearest `stamp_s` (None = newest) within the tolerance, and the nearest info."""
-        with self._lock:
-            if not self._depths or not self._infos:
-                return None
-            if stamp_s is None:
-                depth = self._depths[-1]
-                stamp_s = stamp_seconds(depth.header.stamp)
-            else:
-                depth = min(self._depths,
-                            key=lambda d: abs(stamp_seconds(d.header.stamp) - stamp_s))
-                if abs(stamp_seconds(depth.header.stamp) - stamp_s) > tolerance_s:
-                    return None
-            info = min(self._infos, key=lambda c: abs(stamp_seconds(c.header.stamp) - stamp_s))
-            return depth, info
-
-    def counts(self) -> tuple[int, int]:
-        with self._lock:
-            return len(self._depths), len(self._infos)
-
-
 class ManipulationBridgeNode(Node):
-    """Serves ~/pick_place: perception -> grasp -> checks -> targets -> execution."""
+    """Serves ~/pick_place: the stage machine of core/pickplace_stages.py with ROS ports."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         declare_from_config(self, PARAMETERS, "manipulation.yaml", dynamic_numbers=True)
         self._busy = threading.Lock()
-        self._buffer = DepthBuffer(int(self.param("depth_buffer_size")))
-        # Services and the arm answer on their own groups while the action callback waits.
+        self._stopping = threading.Event()
+        self.frames = FrameBuffer(float(self.param("frame_window_s")))
         self._client_group = ReentrantCallbackGroup()
         self._query_clients: dict[str, QueryClient] = {}
         sensor_group = ReentrantCallbackGroup()
         qos = qos_by_name(self.param("qos"))
-        self.create_subscription(Image, self.param("depth_topic"), self._buffer.add_depth, qos,
+        self.create_subscription(Image, self.param("depth_topic"), self.frames.add_depth, qos,
                                  callback_group=sensor_group)
         self.create_subscription(CameraInfo, self.param("camera_info_topic"),
-                                 self._buffer.add_camera_info, qos, callback_group=sensor_group)
+                                 self.frames.add_camera_info, qos, callback_group=sensor_group)
         self._targets_pub = self.create_publisher(PickPlaceTarget, "~/targets", 10)
         self._markers_pub = self.create_publisher(MarkerArray, "~/markers", 10)
         kind = self.param("executor")
         try:
+            refusal = self._refusal(kind)
+            if refusal is not None:
+                raise ExecutorConfigurationError(refusal)
             self._executor = create_executor(kind, self, self._executor_settings(kind))
         except ExecutorConfigurationError as error:
             self.get_logger().fatal(str(error))
@@ -227,10 +151,12 @@ class ManipulationBridgeNode(Node):
         self._collision_marker_pub = None
         if not getattr(self._executor, "publishes_collision_object", False):
             self._collision_marker_pub = self.create_publisher(Marker, "~/collision_object", 10)
+        # Reentrant: a second goal's callback runs (and is refused) while the first one runs.
         self._action = ActionServer(
             self, PickPlace, "~/pick_place", self._execute,
-            goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
-            callback_group=MutuallyExclusiveCallbackGroup(),
+            goal_callback=lambda _: GoalResponse.ACCEPT,
+            cancel_callback=lambda _: CancelResponse.ACCEPT,
+            callback_group=ReentrantCallbackGroup(),
         )
         self.get_logger().info(f"ready: executor '{kind}', base frame '{self.param('base_frame')}'")
 
@@ -242,16 +168,24 @@ class ManipulationBridgeNode(Node):
         return {name[len(prefix):]: self.param(name) for name in PARAMETERS
                 if name.startswith(prefix)}
 
-    # Settings read per goal, so a parameter change applies to the next goal ---------------------
+    def _refusal(self, kind: str) -> str | None:
+        """Why the executor `kind` may not move the arm now (None: it may)."""
+        if kind != "moveit":
+            return None
+        why = placeholder_extrinsic(self.param("camera_to_base.translation"),
+                                    self.param("camera_to_base.rotation_xyzw"))
+        if why is None:
+            return None
+        return (f"executor 'moveit' refused: {why}, and this bridge has no TF lookup of the "
+                "camera pose; set camera_to_base.translation / rotation_xyzw to your hand-eye "
+                "calibration (check the poses with executor 'none' in RViz first)")
 
-    def _grasp_settings(self) -> GraspSettings:
-        return GraspSettings(**self._group("grasp.", GraspSettings))
-
-    def _motion_settings(self) -> MotionSettings:
-        return MotionSettings(**self._group("motion.", MotionSettings))
-
-    def _limits(self) -> WorkspaceLimits:
-        return WorkspaceLimits(**self._group("workspace.", WorkspaceLimits))
+    def _stages(self, handle: ServerGoalHandle) -> PickPlaceStages:
+        """The stage machine for one goal, with settings read now (parameter changes apply)."""
+        return PickPlaceStages(_Ports(self, handle), GraspSettings(**self._group("grasp.",
+                               GraspSettings)), MotionSettings(**self._group("motion.",
+                               MotionSettings)), WorkspaceLimits(**self._group("workspace.",
+                               WorkspaceLimits)))
 
     def _group(self, prefix: str, cls: type) -> dict[str, Any]:
         fields = cls.__dataclass_fields__
@@ -260,235 +194,205 @@ class ManipulationBridgeNode(Node):
         return {k: (int(v) if fields[k].type in ("int", int) else float(v))
                 for k, v in values.items()}
 
-    def _camera_to_base(self) -> tuple[np.ndarray, np.ndarray]:
+    def camera_to_base(self) -> tuple[np.ndarray, np.ndarray]:
         translation = np.asarray(self.param("camera_to_base.translation"), dtype=float)
         rotation = np.asarray(self.param("camera_to_base.rotation_xyzw"), dtype=float)
         return translation, rotation / np.linalg.norm(rotation)
 
     # Action ------------------------------------------------------------------------------------
 
-    def _on_goal(self, _: PickPlace.Goal) -> GoalResponse:
-        if self._busy.locked():
-            self.get_logger().warning("a pick-and-place is running: goal rejected")
-            return GoalResponse.REJECT
-        return GoalResponse.ACCEPT
-
     def _execute(self, handle: ServerGoalHandle) -> PickPlace.Result:
-        with self._busy:
-            result = PickPlace.Result()
-            stage = "parse"
+        if not self._busy.acquire(blocking=False):
+            message = ("busy: another pick-and-place goal is running; this goal was not started "
+                       "(cancel the running goal or wait for its result)")
+            self.get_logger().warning(f"pick_place goal refused: {message}")
+            handle.abort()
+            return PickPlace.Result(success=False, executed=False, failed_stage="busy",
+                                    message=message)
+        try:
+            return self._run(handle)
+        finally:
+            self._busy.release()
+
+    def _run(self, handle: ServerGoalHandle) -> PickPlace.Result:
+        result = PickPlace.Result()
+        refusal = self._refusal(self._executor.kind)
+        if refusal is not None:
+            outcome = PickPlaceOutcome(False, refusal, failed_stage="refused")
+        else:
             try:
-                result.target, outcome = self._run(handle)
-            except StageFailure as failure:
-                stage, outcome = failure.stage, None
-                result.message = f"{failure.stage}: {failure.message}"
+                outcome = self._stages(handle).run(_request(handle.request))
             except Exception as error:  # a bug must not take the node down
                 self.get_logger().error(f"pick-and-place failed unexpectedly: {error!r}")
-                stage, outcome = "internal", None
-                result.message = f"internal error: {error!r}"
-            if outcome is not None:
-                result.success = outcome.success
-                result.message = outcome.message
-                stage = outcome.failed_stage
-            if handle.is_cancel_requested:
-                result.success = False
-                result.failed_stage = "cancelled"
-                result.message = f"canceled during {stage or 'the last stage'}: {result.message}"
-                handle.canceled()
-            elif result.success:
-                result.failed_stage = ""
-                handle.succeed()
-            else:
-                result.failed_stage = stage or "execute"
-                handle.abort()
-            # rclpy binds a severity to each logging call site: one call per severity.
-            if result.success:
-                self.get_logger().info(f"pick_place succeeded: {result.message}")
-            else:
-                self.get_logger().warning(f"pick_place failed: {result.message}")
-            return result
-
-    def _feedback(self, handle: ServerGoalHandle, stage: str, message: str,
-                  progress: float) -> None:
-        handle.publish_feedback(PickPlace.Feedback(stage=stage, message=message,
-                                                   progress=float(progress)))
-
-    def _check_cancel(self, handle: ServerGoalHandle, stage: str) -> None:
+                outcome = PickPlaceOutcome(False, f"internal error: {error!r}", "internal")
+        result.success, result.executed = outcome.success, outcome.executed
+        result.message, result.failed_stage = outcome.message, outcome.failed_stage
+        if outcome.target is not None:
+            result.target = self._target_msg(outcome.target)
+        stopped = handle.is_cancel_requested or self._stopping.is_set()
+        if stopped:
+            result.success = False
+            result.failed_stage = "cancelled" if handle.is_cancel_requested else "shutdown"
+            last = outcome.states[-1] if outcome.states else "the last stage"
+            reason = "canceled" if handle.is_cancel_requested else "the bridge is shutting down"
+            result.message = f"{reason} during {last}: {result.message}"
         if handle.is_cancel_requested:
-            raise StageFailure(stage, "canceled before any motion")
-
-    def _run(self, handle: ServerGoalHandle) -> tuple[PickPlaceTarget, ExecutionResult]:
-        goal: PickPlace.Goal = handle.request
-        self._feedback(handle, "parsing", "reading the goal", 0.0)
-        object_text, place_text = self._descriptions(goal)
-        self._check_cancel(handle, "parse")
-
-        self._feedback(handle, "perceiving", f"asking for '{object_text or 'the points'}'", 0.05)
-        if goal.use_points:
-            pick = self._explicit_point(goal.pick_point, "perceive_pick")
-            place_base = self._to_base(self._explicit_point(goal.place_point, "perceive_place"))
+            handle.canceled()
+        elif result.success:
+            handle.succeed()
         else:
-            pick = self._perceive(object_text, "perceive_pick", "object")
-            self._check_cancel(handle, "perceive_pick")
-            place = self._perceive(place_text, "perceive_place", "place")
-            place_base = self._to_base(place)
-        self._check_cancel(handle, "perceive_place")
+            handle.abort()
+        # rclpy binds a severity to each logging call site: one call per severity.
+        if result.success:
+            self.get_logger().info(f"pick_place succeeded: {result.message}")
+        else:
+            self.get_logger().warning(f"pick_place failed: {result.message}")
+        return result
 
-        self._feedback(handle, "planning", "computing the grasp and the stage poses", 0.15)
-        pick_base = self._to_base(pick)
-        cloud = self._local_cloud(pick)
-        grasp_result = compute_grasp(cloud, pick_base, self._grasp_settings(), UP)
-        if not grasp_result.ok:
-            raise StageFailure("grasp", f"no grasp at the pick point ({grasp_result.status}, "
-                               f"{cloud.shape[0]} cloud points)")
-        grasp = grasp_result.grasp
-        poses = plan_pick_place(grasp, place_base, self._motion_settings(), UP)
-        header = Header(frame_id=self.param("base_frame"), stamp=pick.header.stamp)
-        target = mm.target_msg(header, poses, grasp, pick_base, place_base,
-                               object_text, place_text)
-        self._publish(target)
-        refusal = check_workspace(poses, self._limits())
-        if refusal is not None:
-            raise StageFailure("workspace", f"target refused before any motion: {refusal}")
-        self._check_cancel(handle, "planning")
+    def _target_msg(self, target: PlannedTarget) -> PickPlaceTarget:
+        nanoseconds = int(round(target.stamp_s * 1e9))
+        stamp = Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+        header = Header(frame_id=self.param("base_frame"), stamp=stamp)
+        return mm.target_msg(header, target.poses, target.grasp, target.pick_base,
+                             target.place_base, target.object_text, target.place_text)
 
-        plan = ExecutionPlan(poses=poses, frame_id=header.frame_id, obj=grasp.object)
+    def publish(self, target: PlannedTarget) -> None:
+        msg = self._target_msg(target)
+        self._targets_pub.publish(msg)
+        self._markers_pub.publish(mm.markers_msg(msg, float(self.param("markers.lifetime_s"))))
+        if self._collision_marker_pub is not None and msg.object_box_valid:
+            self._collision_marker_pub.publish(mm.object_box_marker(msg))
 
-        def on_stage(stage: str, message: str, fraction: float) -> None:
-            self._feedback(handle, stage, message, 0.2 + 0.8 * fraction)
-
-        outcome = self._executor.execute(plan, on_stage, lambda: handle.is_cancel_requested)
-        if not outcome.success and not outcome.failed_stage:
-            outcome.failed_stage = "execute"
-        return target, outcome
-
-    def _descriptions(self, goal: PickPlace.Goal) -> tuple[str, str]:
-        if goal.use_points:
-            return goal.object_description.strip(), goal.place_description.strip()
-        object_text = goal.object_description.strip()
-        place_text = goal.place_description.strip()
-        if object_text and place_text:
-            return object_text, place_text
-        if goal.instruction.strip():
-            split = split_pick_place_instruction(goal.instruction)
-            if split is None:
-                raise StageFailure("parse", f"cannot tell the object and the place in "
-                                   f"'{goal.instruction}'; give object_description and "
-                                   "place_description")
-            return split
-        raise StageFailure("parse", "the goal has no instruction, no object_description and "
-                           "place_description, and use_points is false")
-
-    # Perception --------------------------------------------------------------------------------
-
-    def _query_client(self) -> QueryClient:
+    def query_client(self) -> QueryClient:
         name = self.param("query_action")
         if name not in self._query_clients:
             self._query_clients[name] = QueryClient(self, name, self._client_group)
         return self._query_clients[name]
 
-    def _perceive(self, description: str, stage: str, role: str) -> LiftedPoint:
-        """The first point with valid depth the model gives for `description`."""
-        timeout = float(self.param("perception_timeout_s"))
-        try:
-            response = self._query_client().ask(description, "point", timeout,
-                                                thinking=self.param("query_thinking"))
-        except QueryError as error:
-            raise StageFailure(stage, f"perception: {error} (perception timeout "
-                                      f"{timeout:g} s)") from None
-        points: list[AffordancePoint] = list(response.affordances.points)
-        if not response.success and not points:
-            raise StageFailure(stage, f"{role} '{description}' not found: {response.message}")
-        if not points:
-            raise StageFailure(stage, f"{role} '{description}' not found: the model gave no "
-                               f"point (answer: '{response.affordances.answer[:80]}')")
-        valid = [p for p in points if p.in_image and p.depth_valid]
-        if not valid:
-            reasons = ", ".join(sorted({p.status for p in points}))
-            raise StageFailure(stage, f"{role} point for '{description}' is invalid: {reasons} "
-                               f"({len(points)} point(s), none in the image with valid depth)")
-        point = valid[0]
-        position = np.array([point.position.x, point.position.y, point.position.z])
-        return LiftedPoint(point.u, point.v, position, response.affordances.header)
-
-    def _explicit_point(self, stamped: Any, stage: str) -> LiftedPoint:
-        """A goal's PointStamped as a LiftedPoint in the camera frame (pixel from projection)."""
-        frame = stamped.header.frame_id or self.param("base_frame")
-        xyz = np.array([stamped.point.x, stamped.point.y, stamped.point.z], dtype=float)
-        if not np.all(np.isfinite(xyz)):
-            raise StageFailure(stage, "the explicit point is not finite")
-        translation, rotation = self._camera_to_base()
-        if frame == self.param("base_frame"):
-            from scipy.spatial.transform import Rotation
-
-            xyz = Rotation.from_quat(rotation).inv().apply(xyz - translation)
-        elif frame != self.param("camera_frame"):
-            raise StageFailure(stage, f"point frame '{frame}' is neither the base frame "
-                               f"'{self.param('base_frame')}' nor the camera frame "
-                               f"'{self.param('camera_frame')}' (no tf2 here)")
-        frame_msgs = self._buffer.at(None, 0.0)
-        if frame_msgs is None:
-            raise StageFailure(stage, "no depth frame received yet on "
-                               f"{self.param('depth_topic')}")
-        info = intrinsics_from_camera_info(frame_msgs[1])
-        if xyz[2] <= 0:
-            raise StageFailure(stage, "the explicit point is behind the camera")
-        u = info.fx * xyz[0] / xyz[2] + info.cx
-        v = info.fy * xyz[1] / xyz[2] + info.cy
-        return LiftedPoint(u, v, xyz, frame_msgs[0].header)
-
-    def _to_base(self, point: LiftedPoint) -> np.ndarray:
-        translation, rotation = self._camera_to_base()
-        return transform_points(point.camera_xyz, translation, rotation)
-
-    def _depth_frame(self, header: Header) -> DepthFrame:
-        stamp = stamp_seconds(header.stamp)
-        deadline = time.monotonic() + float(self.param("depth_wait_s"))
-        while True:
-            found = self._buffer.at(stamp, float(self.param("stamp_tolerance_s")))
-            if found is not None or time.monotonic() >= deadline:
-                break
-            time.sleep(0.02)
-        if found is None:
-            depths, infos = self._buffer.counts()
-            raise StageFailure("grasp", f"no depth frame within "
-                               f"{self.param('stamp_tolerance_s')} s of the image stamp "
-                               f"{stamp:.3f} ({depths} depth, {infos} camera_info buffered from "
-                               f"{self.param('depth_topic')})")
-        depth_msg, info_msg = found
-        try:
-            depth_m = depth_to_metres(image_to_array(depth_msg), depth_msg.encoding)
-            intrinsics = intrinsics_from_camera_info(info_msg)
-        except (ImageConversionError, ValueError) as error:
-            raise StageFailure("grasp", f"depth frame rejected: {error}") from error
-        return DepthFrame(depth_m, intrinsics)
-
-    def _local_cloud(self, pick: LiftedPoint) -> np.ndarray:
-        """Base-frame points of the depth pixels within cloud.radius_m around the pick point."""
-        frame = self._depth_frame(pick.header)
-        height, width = frame.depth_m.shape
-        k_depth = frame.intrinsics.scaled_to(width, height)
-        u = pick.u * width / frame.intrinsics.width
-        v = pick.v * height / frame.intrinsics.height
-        half_px = float(self.param("cloud.radius_m")) * k_depth.fx / max(pick.camera_xyz[2], 1e-3)
-        roi = (u - half_px, v - half_px, u + half_px, v + half_px)
-        camera_points = depth_to_points(frame.depth_m, k_depth, roi,
-                                        stride=int(self.param("cloud.stride")))
-        translation, rotation = self._camera_to_base()
-        return transform_points(camera_points, translation, rotation)
-
-    # Outputs -----------------------------------------------------------------------------------
-
-    def _publish(self, target: PickPlaceTarget) -> None:
-        self._targets_pub.publish(target)
-        self._markers_pub.publish(mm.markers_msg(target, float(self.param("markers.lifetime_s"))))
-        if self._collision_marker_pub is not None and target.object_box_valid:
-            self._collision_marker_pub.publish(mm.object_box_marker(target))
+    def execute_plan(self, target: PlannedTarget, on_stage: Callable[[str, str, float], None],
+                     should_cancel: Callable[[], bool]) -> Any:
+        plan = ExecutionPlan(poses=target.poses, frame_id=self.param("base_frame"),
+                             obj=target.grasp.object)
+        return self._executor.execute(plan, on_stage, should_cancel)
 
     def destroy_node(self) -> None:
+        """Cancel a motion in flight (the running goal sees the stop) and wait for it to end."""
+        self._stopping.set()
+        deadline = time.monotonic() + SHUTDOWN_WAIT_S
+        while self._busy.locked() and time.monotonic() < deadline:
+            time.sleep(0.02)
         self._executor.close()
         self._action.destroy()
         super().destroy_node()
+
+
+def _request(goal: PickPlace.Goal) -> PickPlaceRequest:
+    def point(stamped: Any) -> tuple[np.ndarray, str]:
+        p = stamped.point
+        return np.array([p.x, p.y, p.z], dtype=float), stamped.header.frame_id
+
+    return PickPlaceRequest(goal.instruction, goal.object_description, goal.place_description,
+                            goal.use_points, point(goal.pick_point), point(goal.place_point))
+
+
+class _Ports:
+    """The stage machine's ports for one goal (core.pickplace_stages.PickPlacePorts)."""
+
+    def __init__(self, node: ManipulationBridgeNode, handle: ServerGoalHandle) -> None:
+        self.node, self.handle = node, handle
+
+    def feedback(self, stage: str, message: str, progress: float) -> None:
+        self.handle.publish_feedback(PickPlace.Feedback(stage=stage, message=message,
+                                                        progress=float(progress)))
+
+    def cancel_requested(self) -> bool:
+        return self.handle.is_cancel_requested or self.node._stopping.is_set()
+
+    def perceive(self, description: str, stage: str, role: str) -> PerceivedPoint:
+        """The first point with valid depth the model gives, with a hold on its frames."""
+        node = self.node
+        timeout = float(node.param("perception_timeout_s"))
+        hold = node.frames.hold()  # before the query: the frame it runs on is kept
+        try:
+            response = node.query_client().ask(description, "point", timeout,
+                                               thinking=node.param("query_thinking"),
+                                               should_stop=self.cancel_requested)
+            points: list[AffordancePoint] = list(response.affordances.points)
+            if not points:
+                why = response.message if not response.success else (
+                    f"the model gave no point (answer: '{response.affordances.answer[:80]}')")
+                raise StageFailure(stage, f"{role} '{description}' not found: {why}")
+            valid = [p for p in points if p.in_image and p.depth_valid]
+            if not valid:
+                reasons = ", ".join(sorted({p.status for p in points}))
+                raise StageFailure(stage, f"{role} point for '{description}' is invalid: "
+                                   f"{reasons} ({len(points)} point(s), none in the image with "
+                                   "valid depth)")
+        except QueryError as error:
+            hold.release()
+            raise StageFailure(stage, f"perception: {error} (perception timeout "
+                                      f"{timeout:g} s)") from None
+        except BaseException:
+            hold.release()
+            raise
+        p = valid[0]
+        return PerceivedPoint(p.u, p.v, np.array([p.position.x, p.position.y, p.position.z]),
+                              stamp_seconds(response.affordances.header.stamp), hold)
+
+    def explicit_point(self, xyz: np.ndarray, frame_id: str, stage: str) -> PerceivedPoint:
+        """A goal's point in the camera frame, its pixel projected in the newest frame."""
+        node = self.node
+        frame = frame_id or node.param("base_frame")
+        translation, rotation = node.camera_to_base()
+        if frame == node.param("base_frame"):
+            xyz = Rotation.from_quat(rotation).inv().apply(xyz - translation)
+        elif frame != node.param("camera_frame"):
+            raise StageFailure(stage, f"point frame '{frame}' is neither the base frame "
+                               f"'{node.param('base_frame')}' nor the camera frame "
+                               f"'{node.param('camera_frame')}' (no tf2 here)")
+        if xyz[2] <= 0:
+            raise StageFailure(stage, "the explicit point is behind the camera")
+        hold = node.frames.hold()
+        newest = hold.at(None, 0.0)
+        if newest is None:
+            hold.release()
+            raise StageFailure(stage, f"no depth frame received yet on {node.param('depth_topic')}")
+        k = intrinsics_from_camera_info(newest.camera_info)
+        return PerceivedPoint(k.fx * xyz[0] / xyz[2] + k.cx, k.fy * xyz[1] / xyz[2] + k.cy, xyz,
+                              newest.stamp_s, hold)
+
+    def to_base(self, camera_xyz: np.ndarray) -> np.ndarray:
+        return transform_points(camera_xyz, *self.node.camera_to_base())
+
+    def local_cloud(self, point: PerceivedPoint) -> np.ndarray:
+        """Base-frame points of the depth pixels within cloud.radius_m around the pick point,
+        from the depth frame of the image the model saw (held since the query was sent)."""
+        node = self.node
+        slop = float(node.param("sync_slop_s"))
+        hold: FrameHold = point.frames
+        found = hold.at(point.stamp_s, slop, wait_s=float(node.param("depth_wait_s")))
+        if found is None:
+            raise StageFailure("grasp", f"no depth frame within {slop:g} s (sync_slop_s) of the "
+                               f"image stamp {point.stamp_s:.3f}: held {hold.describe()}; "
+                               f"buffered now {node.frames.describe()} from "
+                               f"{node.param('depth_topic')}")
+        try:
+            depth_m, k = found.arrays()
+        except ValueError as error:
+            raise StageFailure("grasp", f"depth frame rejected: {error}") from error
+        return local_cloud(depth_m, k, point, float(node.param("cloud.radius_m")),
+                           int(node.param("cloud.stride")), *node.camera_to_base())
+
+    def publish(self, target: PlannedTarget) -> None:
+        self.node.publish(target)
+
+    def execute(self, target: PlannedTarget, on_stage: Callable[[str, str, float], None],
+                should_cancel: Callable[[], bool]) -> Any:
+        return self.node.execute_plan(target, on_stage, should_cancel)
+
+    def release(self, point: PerceivedPoint) -> None:
+        if isinstance(point.frames, FrameHold):
+            point.frames.release()
 
 
 def main(args: list[str] | None = None) -> None:

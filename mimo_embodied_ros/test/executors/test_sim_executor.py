@@ -119,3 +119,13 @@ def test_missing_server_is_reported(harness: Harness) -> None:
     result = executor.execute(plan(), lambda *a: None, lambda: False)
     assert not result.success and "/nobody/move_arm" in result.message
     assert result.failed_stage == STAGES[0]
+
+
+def test_stalled_gripper_on_the_object_is_a_grasp(harness: Harness) -> None:
+    """The arm reports the close as GripperActionController does on an object: ABORTED with
+    stalled=true at the object's width. The executor reads that as a grasp and goes on."""
+    result = harness.sim().execute(plan(), lambda *a: None, lambda: False)
+    assert result.success, result.message
+    close = harness.arm.goals[3]
+    assert close.move_gripper and close.gripper_width == 0.0  # close until contact
+    assert "close_gripper" in result.stages_done and len(harness.arm.goals) == 9

@@ -7,7 +7,9 @@ restores them. The camera looks straight down at a table (base z = 0) with a 4 c
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,15 +23,20 @@ from arm_server import LinearArmServer
 from conftest import PERCEPTION_ENTRY, CameraFeed, spin_until, write_answers
 from rclpy.action import ActionClient
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from scipy.spatial.transform import Rotation
+from std_msgs.msg import Header
 
 from mimo_embodied_msgs.action import PickPlace
 from mimo_embodied_msgs.msg import PickPlaceTarget
 from mimo_embodied_ros.core.resize import smart_resize
 from mimo_embodied_ros.core.types import CameraIntrinsics
+from mimo_embodied_ros.executors import ExecutorConfigurationError
+from mimo_embodied_ros.nodes.manipulation_bridge_node import ManipulationBridgeNode
+from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
+from mimo_embodied_ros.ros.params import config_dir
 from mimo_embodied_ros.runner import GraphRunner
 from mimo_embodied_sim.answers import pointing_answer
 
@@ -54,7 +61,7 @@ def pixel_of(base_xyz: np.ndarray) -> tuple[float, float]:
     return K.fx * camera[0] / camera[2] + K.cx, K.fy * camera[1] / camera[2] + K.cy
 
 
-def render_depth() -> np.ndarray:
+def render_depth(cube: bool = True) -> np.ndarray:
     """Depth (metres) of the table plane and the cube's top face, seen straight down."""
     cols, rows = np.meshgrid(np.arange(WIDTH) + 0.0, np.arange(HEIGHT) + 0.0)
     rays = np.stack(((cols - K.cx) / K.fx, (rows - K.cy) / K.fy, np.ones_like(cols)), axis=-1)
@@ -63,7 +70,8 @@ def render_depth() -> np.ndarray:
     top_depth = CAMERA_POSITION[2] - CUBE_SIZE
     top_xy = CAMERA_POSITION[:2] + directions[..., :2] * top_depth
     on_top = np.all(np.abs(top_xy - CUBE_CENTER_XY) <= CUBE_SIZE / 2, axis=-1)
-    depth[on_top] = top_depth
+    if cube:
+        depth[on_top] = top_depth
     return depth
 
 
@@ -81,6 +89,7 @@ class Graph:
     """Perception + bridge (sim executor) + arm server + camera + an action client."""
 
     def __init__(self, context: Context, answers_file: Path) -> None:
+        self.context = context
         self.answers_file = answers_file
         self.set_answers({"the red cube": answer(CUBE_TOP, "the red cube"),
                           "the blue plate": answer(PLACE, "the blue plate")})
@@ -128,7 +137,7 @@ class Graph:
         while time.monotonic() < deadline:
             self.camera.publish(self.rgb, self.depth, K)
             self.executor.spin_once(timeout_sec=0.1)
-            if sync.counts["synced"] > before and self.bridge._buffer.counts()[0] > 0:
+            if sync.counts["synced"] > before and self.bridge.frames.received["depth"] > 0:
                 return
         raise AssertionError("the nodes never received a camera frame")
 
@@ -323,3 +332,141 @@ def test_explicit_points_skip_perception(graph: Graph) -> None:
     goal.place_point.header.frame_id = "map"
     status, result, _ = graph.send(goal)
     assert result.failed_stage == "perceive_place" and "'map'" in result.message
+
+
+def test_bridge_and_perception_pair_colour_and_depth_with_one_tolerance() -> None:
+    """One stamp tolerance across nodes: the bridge's sync_slop_s is the perception node's."""
+    import yaml
+
+    def params(name: str, node: str) -> dict:
+        return yaml.safe_load((config_dir() / name).read_text())[node]["ros__parameters"]
+
+    perception = params("perception.yaml", "mimo_embodied")
+    bridge = params("manipulation.yaml", "manipulation_bridge")
+    assert bridge["sync_slop_s"] == perception["sync_slop_s"] == 0.05
+    assert "stamp_tolerance_s" not in bridge and "depth_buffer_size" not in bridge
+
+
+def test_slow_model_with_a_30_hz_camera_still_finds_the_frames_depth(graph: Graph) -> None:
+    """The model answers 3 s after the frame it saw while the camera sends 30 frames a second
+    (about 200 frames during the two queries; the old 30-frame buffer forgot the frame). Frames
+    sent 1.5 s after the goal show the table without the cube, so only the frame the model saw
+    has the cube's depth: a grasp on the cube proves the bridge used that frame's depth."""
+    backend = graph.runner.nodes["mimo_embodied"]._engine.backend
+    graph.set_answers({"the red cube": answer(CUBE_TOP, "the red cube"),
+                       "the blue plate": answer(PLACE, "the blue plate")})
+    with_cube, without_cube = render_depth(), render_depth(cube=False)
+    rgb = graph.rgb
+    state = {"depth": with_cube, "frames": 0}
+    stop = threading.Event()
+    camera = graph.camera
+
+    def run_camera() -> None:  # 30 Hz stamps on the wall clock, colour/depth/info alike
+        start, index = time.monotonic(), 0
+        while not stop.is_set():
+            nanoseconds = 100_000 * 10**9 + index * 10**9 // 30
+            header = Header(frame_id="camera_color_optical_frame")
+            header.stamp.sec, header.stamp.nanosec = divmod(nanoseconds, 10**9)
+            camera.image_pub.publish(array_to_image(rgb, "rgb8", header))
+            camera.depth_pub.publish(array_to_image(state["depth"], "32FC1", header))
+            camera.info_pub.publish(camera_info_from_intrinsics(K, header))
+            state["frames"] += 1
+            index += 1
+            time.sleep(max(0.0, start + index / 30 - time.monotonic()))
+
+    thread = threading.Thread(target=run_camera, daemon=True)
+    thread.start()
+    backend.delay_s = 3.0
+    try:
+        time.sleep(0.5)  # both nodes hold 30 Hz frames
+        timer = threading.Timer(1.5, lambda: state.update(depth=without_cube))
+        timer.start()
+        started, frames_before = time.monotonic(), state["frames"]
+        status, result, _ = graph.send(PickPlace.Goal(instruction="put the red cube on the "
+                                                                  "blue plate"), timeout_s=60.0)
+        frames_during = state["frames"] - frames_before
+    finally:
+        backend.delay_s = 0.0
+        stop.set()
+        thread.join(timeout=5.0)
+        camera._stamp = 200_000  # later frames of other tests stay newer than these
+        graph.publish_frame()
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    assert time.monotonic() - started >= 6.0 and frames_during > 120  # two 3 s answers at 30 Hz
+    grasp = result.target.grasp.position
+    assert np.linalg.norm(np.array([grasp.x, grasp.y]) - CUBE_CENTER_XY) < 0.01
+    assert 0.0 < grasp.z < CUBE_SIZE  # in the cube's top face: the held frame's depth
+    assert result.executed
+
+
+def test_a_second_goal_while_one_runs_is_rejected_with_the_reason(graph: Graph) -> None:
+    graph.set_answers({"the red cube": answer(CUBE_TOP, "the red cube"),
+                       "the blue plate": answer(PLACE, "the blue plate")})
+    graph.arm.speed_m_s = 0.02  # the first goal is still moving when the second arrives
+    goal = PickPlace.Goal(instruction="put the red cube on the blue plate")
+    first = graph.client.send_goal_async(goal)
+    assert spin_until(graph.executor, first.done, 10.0)
+    first_result = first.result().get_result_async()
+    assert spin_until(graph.executor, graph.arm.moving.is_set, 20.0)
+    status, result, _ = graph.send(goal)
+    assert status == GoalStatus.STATUS_ABORTED
+    assert not result.success and not result.executed and result.failed_stage == "busy"
+    assert "another pick-and-place goal is running" in result.message
+    first.result().cancel_goal_async()
+    assert spin_until(graph.executor, first_result.done, 20.0)
+    assert first_result.result().status == GoalStatus.STATUS_CANCELED
+    assert len([g for g in graph.arm.goals if g.move_pose]) == 1  # the second never moved
+
+
+def test_moveit_refused_with_the_placeholder_extrinsic(graph: Graph) -> None:
+    """manipulation.yaml's camera_to_base is the identity placeholder: moveit is refused with
+    the reason before anything (even before looking for moveit_msgs)."""
+    with pytest.raises(ExecutorConfigurationError, match="placeholder") as error:
+        ManipulationBridgeNode(context=graph.context, namespace="/refusal_test",
+                               parameter_overrides=[Parameter("executor", value="moveit")])
+    assert "camera_to_base" in str(error.value) and "calibration" in str(error.value)
+    calibrated = [Parameter("executor", value="moveit"),
+                  Parameter("camera_to_base.translation", value=CAMERA_POSITION.tolist()),
+                  Parameter("camera_to_base.rotation_xyzw",
+                            value=CAMERA_ROTATION.as_quat().tolist())]
+    if importlib.util.find_spec("moveit_msgs") is None:  # past the check: the import is next
+        with pytest.raises(ExecutorConfigurationError, match="moveit_msgs"):
+            ManipulationBridgeNode(context=graph.context, namespace="/refusal_test",
+                                   parameter_overrides=calibrated)
+
+
+def test_none_executor_result_says_not_executed(graph: Graph) -> None:
+    """The default executor publishes the target and moves nothing; the result's field says so."""
+    dry = ManipulationBridgeNode(
+        context=graph.context, namespace="/dry_run",
+        parameter_overrides=[
+            Parameter("camera_to_base.translation", value=CAMERA_POSITION.tolist()),
+            Parameter("camera_to_base.rotation_xyzw", value=CAMERA_ROTATION.as_quat().tolist())])
+    executor = MultiThreadedExecutor(num_threads=2, context=graph.context)
+    executor.add_node(dry)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    client = ActionClient(graph.client_node, PickPlace, "/dry_run/manipulation_bridge/pick_place")
+    try:
+        assert client.wait_for_server(timeout_sec=20.0)
+        deadline = time.monotonic() + 10.0
+        while dry.frames.received["depth"] == 0 and time.monotonic() < deadline:
+            graph.publish_frame()
+        goal = PickPlace.Goal(use_points=True)
+        goal.pick_point.header.frame_id = goal.place_point.header.frame_id = "panda_link0"
+        goal.pick_point.point.x, goal.pick_point.point.y, goal.pick_point.point.z = (
+            CUBE_TOP.tolist())
+        goal.place_point.point.x, goal.place_point.point.y, goal.place_point.point.z = (
+            PLACE.tolist())
+        sent = client.send_goal_async(goal)
+        assert spin_until(graph.executor, sent.done, 10.0)
+        done = sent.result().get_result_async()
+        assert spin_until(graph.executor, done.done, 20.0)
+        result = done.result().result
+    finally:
+        client.destroy()
+        executor.shutdown(timeout_sec=2.0)
+        dry.destroy_node()
+    assert result.success and not result.executed, result.message
+    assert "not executed" in result.message
+    assert graph.arm.goals == []
