@@ -1,9 +1,10 @@
 """Robot poses from TF (map -> base_link) for robots that have tf2_ros (every Nav2 robot does).
 
 Import-guarded: tf2_ros has no wheels where this project is built and tested, so the navigator
-defaults to a PoseStamped topic. With ``robot_pose_source: tf`` this sampler looks up the latest
-transform at a fixed rate and hands each one, with its own stamp, to the same pose buffer the topic
-fills, so interpolation at an image's stamp works the same way for both sources.
+defaults to AMCL's /amcl_pose topic (PoseWithCovarianceStamped). With ``robot_pose_source: tf``
+this sampler looks up the latest transform at a fixed rate and hands each one, with its own
+stamp, to the same pose buffer the topic fills, so interpolation at an image's stamp works the
+same way for both sources.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def _import_tf2() -> Any:
     except ImportError as error:
         raise TfUnavailableError(
             "robot_pose_source is 'tf' but tf2_ros is not installed; install ros-<distro>-tf2-ros "
-            "or publish the base pose as a PoseStamped and set robot_pose_source to 'topic'"
+            "or take AMCL's /amcl_pose (PoseWithCovarianceStamped): set robot_pose_source to "
+            "'topic'"
         ) from error
     return tf2_ros
 

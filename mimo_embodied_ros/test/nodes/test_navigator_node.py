@@ -66,7 +66,7 @@ NAVIGATOR_ENTRY = {
     "name": "navigator",
     "parameters": ["navigation.yaml"],
     "overrides": {
-        "scan.step_deg": 90.0, "scan.max_steps": 4, "scan.angular_speed": 3.0,
+        "scan.step_deg": 90.0, "scan.max_steps": 4,
         "scan.settle_s": 0.05, "query_timeout_s": 20.0,
         # A pose history of 1 s would lose the image's pose after a slow answer; the navigator
         # raises it to query_timeout_s + margin_s (test_pose_at_the_image_stamp_after_a_slow_...).
