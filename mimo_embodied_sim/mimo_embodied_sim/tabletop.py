@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mimo_embodied_ros.core.types import CameraIntrinsics
+from mimo_embodied_sim.sim_common import fmt
 
 TABLE_TOP_Z = 0.75
 """World height of the table's top surface, metres."""
@@ -138,10 +139,6 @@ _TABLE_CENTER_XY = (0.0, 0.05)
 _CAMERA_TARGET = (0.0, 0.05, TABLE_TOP_Z)
 
 
-def _fmt(values: tuple[float, ...] | np.ndarray) -> str:
-    return " ".join(f"{float(v):.6g}" for v in values)
-
-
 def _geom_name(object_name: str, part: str) -> str:
     return f"{object_name.replace(' ', '_')}/{part}"
 
@@ -179,15 +176,15 @@ def build_mjcf(
         pos = (spec.xy[0] + dx, spec.xy[1] + dy, TABLE_TOP_Z + (0.0005 if spec.movable else 0))
         geoms = "\n".join(
             f'      <geom name="{_geom_name(spec.name, part.name)}" type="{part.kind}" '
-            f'size="{_fmt(part.size)}" pos="{_fmt(part.pos)}" '
-            f'rgba="{_fmt(part.rgba or spec.rgba)}" '
+            f'size="{fmt(part.size)}" pos="{fmt(part.pos)}" '
+            f'rgba="{fmt(part.rgba or spec.rgba)}" '
             f'density="{spec.density:.6g}"/>'
             for part in spec.parts
         )
         joint = f'      <freejoint name="{spec.name.replace(" ", "_")}/joint"/>\n' \
             if spec.movable else ""
         bodies.append(
-            f'    <body name="{spec.name.replace(" ", "_")}" pos="{_fmt(pos)}" '
+            f'    <body name="{spec.name.replace(" ", "_")}" pos="{fmt(pos)}" '
             f'euler="0 0 {yaw:.6g}">\n{joint}{geoms}\n    </body>'
         )
     body_text = "\n".join(bodies)
@@ -214,10 +211,10 @@ def build_mjcf(
            specular="0 0 0" castshadow="false"/>
     <geom name="floor" type="plane" size="0 0 0.05" material="floor"/>
     <body name="table" pos="{_TABLE_CENTER_XY[0]} {_TABLE_CENTER_XY[1]} {table_z:.6g}">
-      <geom name="table/top" type="box" size="{_fmt(_TABLE_HALF)}" material="wood"/>
+      <geom name="table/top" type="box" size="{fmt(_TABLE_HALF)}" material="wood"/>
 {legs}
     </body>
-    <camera name="camera" pos="{_fmt(cam_pos)}" xyaxes="{_fmt(cam_x)} {_fmt(cam_y)}"
+    <camera name="camera" pos="{fmt(cam_pos)}" xyaxes="{fmt(cam_x)} {fmt(cam_y)}"
             fovy="{fovy_deg:.6g}"/>
 {body_text}
   </worldbody>

@@ -1,25 +1,17 @@
 """Manipulation bridge `manipulation_bridge`: language or points in, a pick-and-place out.
 
-Action `~/pick_place` (mimo_embodied_msgs/action/PickPlace). A goal gives an instruction ("put the
-red cube in the bowl"), or the object and place descriptions, or explicit points (`use_points`,
-frame = base frame or camera optical frame). The stages (parse, perceive pick and place, grasp,
-workspace check, execute) are the ROS-free state machine core/pickplace_stages.py; this node wires
-its ports to ROS:
+Action `~/pick_place` (mimo_embodied_msgs/action/PickPlace): an instruction ("put the red cube in
+the bowl"), or object and place descriptions, or explicit points (`use_points`; base or camera
+frame). The stages are the ROS-free state machine core/pickplace_stages.py; this node wires its
+ports: the perception node's `~/query` action (task "point"); the depth of the image the model
+saw, held from the moment the query is sent (ros/depth_buffer.py, paired within `sync_slop_s`,
+the perception node's tolerance); the extrinsic `camera_to_base.*` (no tf2 here); `~/targets`,
+`~/markers`, `~/collision_object`; the executor named by `executor` (moveit | sim | none).
 
-- perceive: the perception node's `~/query` action (ros/query_client.py), task "point"; the first
-  point with valid depth. When it sends a query the node takes a hold on its frame buffer
-  (ros/depth_buffer.py: depth + camera_info keyed by stamp), so the depth of the image the model
-  saw stays with its answer however long the model takes; pairing uses `sync_slop_s`, the same
-  tolerance as the perception node's colour/depth pairing;
-- local cloud: the depth pixels around the pick point, moved to the base frame with the camera
-  extrinsic `camera_to_base.*` (tf2 is not used here);
-- publish: `~/targets` (PickPlaceTarget), `~/markers`, `~/collision_object`;
-- execute: the executor named by `executor` (moveit | sim | none), feedback per stage.
-
-Nothing moves before an operator says so: the default executor is `none` (the result has
-executed=false); `moveit` is refused while `camera_to_base` is the placeholder (identity). One goal
-runs at a time: a second goal is aborted at once with failed_stage "busy" and the reason. A cancel,
-or the node shutting down, cancels the arm motion in flight.
+Nothing moves before an operator says so: the default executor is `none` (result executed=false);
+`moveit` is refused while `camera_to_base` is the placeholder (identity). One goal at a time: a
+second one is aborted at once with failed_stage "busy" and the reason. A cancel, or the node
+shutting down, cancels the arm motion in flight.
 
     ros2 action send_goal /manipulation_bridge/pick_place mimo_embodied_msgs/action/PickPlace \
       "{instruction: 'put the red cube in the bowl'}" --feedback
@@ -33,14 +25,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from mimo_embodied_msgs.action import PickPlace
@@ -55,7 +45,6 @@ from mimo_embodied_ros.core.pickplace import (
 from mimo_embodied_ros.core.pickplace_stages import (
     PerceivedPoint,
     PickPlaceOutcome,
-    PickPlaceRequest,
     PickPlaceStages,
     PlannedTarget,
     StageFailure,
@@ -221,7 +210,7 @@ class ManipulationBridgeNode(Node):
             outcome = PickPlaceOutcome(False, refusal, failed_stage="refused")
         else:
             try:
-                outcome = self._stages(handle).run(_request(handle.request))
+                outcome = self._stages(handle).run(mm.pick_place_request(handle.request))
             except Exception as error:  # a bug must not take the node down
                 self.get_logger().error(f"pick-and-place failed unexpectedly: {error!r}")
                 outcome = PickPlaceOutcome(False, f"internal error: {error!r}", "internal")
@@ -250,11 +239,7 @@ class ManipulationBridgeNode(Node):
         return result
 
     def _target_msg(self, target: PlannedTarget) -> PickPlaceTarget:
-        nanoseconds = int(round(target.stamp_s * 1e9))
-        stamp = Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
-        header = Header(frame_id=self.param("base_frame"), stamp=stamp)
-        return mm.target_msg(header, target.poses, target.grasp, target.pick_base,
-                             target.place_base, target.object_text, target.place_text)
+        return mm.planned_target_msg(target, self.param("base_frame"))
 
     def publish(self, target: PlannedTarget) -> None:
         msg = self._target_msg(target)
@@ -284,15 +269,6 @@ class ManipulationBridgeNode(Node):
         self._executor.close()
         self._action.destroy()
         super().destroy_node()
-
-
-def _request(goal: PickPlace.Goal) -> PickPlaceRequest:
-    def point(stamped: Any) -> tuple[np.ndarray, str]:
-        p = stamped.point
-        return np.array([p.x, p.y, p.z], dtype=float), stamped.header.frame_id
-
-    return PickPlaceRequest(goal.instruction, goal.object_description, goal.place_description,
-                            goal.use_points, point(goal.pick_point), point(goal.place_point))
 
 
 class _Ports:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from builtin_interfaces.msg import Duration
+from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
 from scipy.spatial.transform import Rotation
 from std_msgs.msg import ColorRGBA, Header
@@ -18,6 +18,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from mimo_embodied_msgs.msg import PickPlaceTarget
 from mimo_embodied_ros.core import pickplace
 from mimo_embodied_ros.core.grasp import Grasp, ObjectEstimate
+from mimo_embodied_ros.core.pickplace_stages import PickPlaceRequest, PlannedTarget
 
 NAMESPACE = "pick_place"
 STAGE_POSES = ("pre_grasp", "grasp", "lift", "pre_place", "place", "retreat")
@@ -151,3 +152,23 @@ def markers_msg(target: PickPlaceTarget, lifetime_s: float = 0.0,
     if target.object_box_valid:
         add(object_box_marker(target))
     return MarkerArray(markers=markers)
+
+
+def planned_target_msg(target: PlannedTarget, base_frame: str) -> PickPlaceTarget:
+    """The stage machine's target as a PickPlaceTarget in the base frame, stamped like the image
+    the model saw."""
+    nanoseconds = int(round(target.stamp_s * 1e9))
+    stamp = Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+    return target_msg(Header(frame_id=base_frame, stamp=stamp), target.poses, target.grasp,
+                      target.pick_base, target.place_base, target.object_text, target.place_text)
+
+
+def pick_place_request(goal) -> PickPlaceRequest:
+    """A mimo_embodied_msgs/action/PickPlace goal as the stage machine's plain request."""
+
+    def point(stamped) -> tuple[np.ndarray, str]:
+        p = stamped.point
+        return np.array([p.x, p.y, p.z], dtype=float), stamped.header.frame_id
+
+    return PickPlaceRequest(goal.instruction, goal.object_description, goal.place_description,
+                            goal.use_points, point(goal.pick_point), point(goal.place_point))

@@ -158,3 +158,47 @@ def test_collision_box_for_object() -> None:
     box_x = Rotation.from_quat(box.quaternion_xyzw).apply([1.0, 0.0, 0.0])
     np.testing.assert_allclose(box_x, [math.cos(obj.yaw), math.sin(obj.yaw), 0.0], atol=1e-12)
     assert collision_box_for(obj, "panda_link0", "target", "remove").operation == "remove"
+
+
+def test_stalled_gripper_on_an_object_is_a_successful_grasp_and_the_object_is_attached() -> None:
+    """GripperActionController with allow_stalling false: closing on the 4 cm object stops at
+    4 cm and ends ABORTED with stalled=true. That is a grasp; the object's box is then attached
+    to the hand with the finger links as touch_links, and detached after the release."""
+    from mimo_embodied_ros.core.moveit_request import (
+        GripperResult,
+        gripper_outcome,
+        scene_updates,
+    )
+
+    settings = MoveItSettings()
+    requests = stage_requests(_poses(), "panda_link0", settings)
+    close = dict(requests)["close_gripper"]
+    assert close.closing and close.position == pytest.approx(0.015)  # GripperCommand position
+    assert close.max_effort == 70.0
+    held = gripper_outcome(close, GripperResult("aborted", position=0.02, effort=68.0,
+                                                stalled=True, reached_goal=False), settings)
+    assert held.ok and held.holding and held.width == pytest.approx(0.04)
+    missed = gripper_outcome(close, GripperResult("succeeded", position=0.015,
+                                                  reached_goal=True), settings)
+    assert not missed.ok and "grasp missed" in missed.message
+    jammed_shut = gripper_outcome(close, GripperResult("aborted", position=0.001, stalled=True),
+                                  settings)
+    assert not jammed_shut.ok  # stalled, but nothing between the fingers
+    opened = dict(requests)["open_gripper"]
+    assert gripper_outcome(opened, GripperResult("succeeded", 0.0275, reached_goal=True)).ok
+    assert not gripper_outcome(opened, GripperResult("aborted", 0.01, stalled=True)).ok
+
+    box = collision_box_for(_object(), "panda_link0", "pick_target")
+    updates = scene_updates(requests, box, settings)
+    names = [name for name, _ in requests]
+    attach = updates[names.index("close_gripper")]
+    assert attach is not None and attach.operation == "add" and attach.box is box
+    assert attach.link_name == "panda_hand"
+    assert set(attach.touch_links) == {"panda_hand", "panda_leftfinger", "panda_rightfinger"}
+    release = len(names) - 1 - names[::-1].index("open_gripper")
+    detach = updates[release]
+    assert detach is not None and detach.operation == "remove"
+    assert detach.object_id == "pick_target"
+    assert [u for i, u in enumerate(updates) if i not in (names.index("close_gripper"),
+                                                          release)] == [None] * 7
+    assert scene_updates(requests, None, settings) == [None] * 9
