@@ -470,3 +470,47 @@ def test_none_executor_result_says_not_executed(graph: Graph) -> None:
     assert result.success and not result.executed, result.message
     assert "not executed" in result.message
     assert graph.arm.goals == []
+
+
+def test_shutdown_cancels_the_motion_in_flight(graph: Graph) -> None:
+    """destroy_node() with a goal moving the arm: the arm goal is cancelled, the goal ends with
+    failed_stage 'shutdown' and the reason, before the node goes away."""
+    bridge = ManipulationBridgeNode(
+        context=graph.context, namespace="/shutdown_test",
+        parameter_overrides=[
+            Parameter("executor", value="sim"),
+            Parameter("camera_to_base.translation", value=CAMERA_POSITION.tolist()),
+            Parameter("camera_to_base.rotation_xyzw", value=CAMERA_ROTATION.as_quat().tolist())])
+    executor = MultiThreadedExecutor(num_threads=3, context=graph.context)
+    executor.add_node(bridge)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    client = ActionClient(graph.client_node, PickPlace,
+                          "/shutdown_test/manipulation_bridge/pick_place")
+    graph.arm.speed_m_s = 0.02
+    canceled_before = graph.arm.canceled_goals
+    try:
+        assert client.wait_for_server(timeout_sec=20.0)
+        deadline = time.monotonic() + 10.0
+        while bridge.frames.received["depth"] == 0 and time.monotonic() < deadline:
+            graph.publish_frame()
+        goal = PickPlace.Goal(use_points=True)
+        goal.pick_point.header.frame_id = goal.place_point.header.frame_id = "panda_link0"
+        goal.pick_point.point.x, goal.pick_point.point.y, goal.pick_point.point.z = (
+            CUBE_TOP.tolist())
+        goal.place_point.point.x, goal.place_point.point.y, goal.place_point.point.z = (
+            PLACE.tolist())
+        sent = client.send_goal_async(goal)
+        assert spin_until(graph.executor, sent.done, 10.0)
+        done = sent.result().get_result_async()
+        assert spin_until(graph.executor, graph.arm.moving.is_set, 20.0)
+        bridge.destroy_node()  # waits for the cancelled motion to end
+        assert spin_until(graph.executor, done.done, 10.0)
+    finally:
+        client.destroy()
+        executor.shutdown(timeout_sec=2.0)
+    assert graph.arm.canceled_goals == canceled_before + 1
+    assert not graph.arm.moving.is_set()
+    result = done.result().result
+    assert not result.success and result.failed_stage == "shutdown"
+    assert "shutting down" in result.message
