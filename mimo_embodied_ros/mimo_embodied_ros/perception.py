@@ -68,6 +68,7 @@ class Frame:
     rgb: np.ndarray  # (H, W, 3) uint8 RGB
     depth_m: np.ndarray | None = None  # (h, w) float32 metres, NaN where invalid
     intrinsics: CameraIntrinsics | None = None  # of the colour image
+    depth_problem: str = ""  # why a received depth image was not used (e.g. not registered)
 
     @property
     def size(self) -> ImageSize:
@@ -127,7 +128,7 @@ def check_frame(frame: Frame, require_depth: bool) -> str | None:
         )
     if require_depth:
         if frame.depth_m is None:
-            return "no depth image is available for this frame"
+            return frame.depth_problem or "no depth image is available for this frame"
         if k is None:
             return "no camera_info is available, so points cannot be lifted to 3D"
         dh, dw = frame.depth_m.shape[:2]

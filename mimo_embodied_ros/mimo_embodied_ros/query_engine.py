@@ -30,6 +30,7 @@ class QueryEngine:
         self._condition = threading.Condition()
         self._backend: VisionLanguageBackend | None = None
         self._running: str | None = None  # the instruction of the query holding the model
+        self._running_cancel: threading.Event | None = None
         self._waiting = 0
 
     @property
@@ -45,6 +46,14 @@ class QueryEngine:
         with self._condition:
             previous, self._backend = self._backend, backend
             return previous
+
+    def cancel_running(self) -> bool:
+        """Stop the generation in flight, if any (e.g. before the backend is unloaded)."""
+        with self._condition:
+            if self._running_cancel is None:
+                return False
+            self._running_cancel.set()
+            return True
 
     def count(self, what: str) -> None:
         """Count an event that happened outside the engine (e.g. a publish that failed)."""
@@ -70,7 +79,7 @@ class QueryEngine:
                 return QueryResult(success=False, instruction=instruction, message=refusal[1],
                                    error_kind=refusal[0])
             backend = self._backend
-            self._running = instruction
+            self._running, self._running_cancel = instruction, cancel
         try:
             if backend is None:
                 result = QueryResult(success=False, instruction=instruction,
@@ -83,7 +92,7 @@ class QueryEngine:
                                  message=f"internal error in the query: {error!r}")
         finally:
             with self._condition:
-                self._running = None
+                self._running, self._running_cancel = None, None
                 self._condition.notify_all()
         with self._condition:
             self.counts["queries"] += 1

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -28,12 +29,18 @@ from mimo_embodied_ros.core.prompts import Task
 from mimo_embodied_ros.core.resize import MAX_PIXELS_PRESETS
 from mimo_embodied_ros.core.text import safe_text
 from mimo_embodied_ros.perception import (
-    NO_THINK_END_POLICIES,
     Frame,
     QueryResult,
     QuerySettings,
 )
-from mimo_embodied_ros.query_engine import QUEUE_POLICIES, QueryEngine
+from mimo_embodied_ros.perception_parameters import (
+    PARAMETERS,
+    READ_ONLY,
+    SHARED_MODEL_SETTINGS,
+    check_change,
+    check_value,
+)
+from mimo_embodied_ros.query_engine import QueryEngine
 from mimo_embodied_ros.ros import conversions
 from mimo_embodied_ros.ros.diagnostics import diagnostics_msg
 from mimo_embodied_ros.ros.frames import camera_frame, request_frame
@@ -43,103 +50,65 @@ from mimo_embodied_ros.ros.qos import qos_by_name
 from mimo_embodied_ros.ros.query_server import QueryActionServer
 from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_ros.ros.sync import FrameSynchronizer, SyncedFrame
+from mimo_embodied_ros.ros.vision_msgs_adapter import create_vision_publishers
 from mimo_embodied_ros.self_check import DEFAULT_SIZE, run_self_check
 
 NODE_NAME = "mimo_embodied"
-
-# name -> description; defaults are in config/perception.yaml (ros/params.py).
-PARAMETERS: dict[str, str] = {
-    "autostart": "Configure (load the model) and activate at start-up.",
-    "backend": "Model backend: transformers (in-process), openai (server), scripted.",
-    "transformers.model_path": "Local checkpoint folder (e.g. MiMo-Embodied-7B), safetensors.",
-    "transformers.device": "auto, cpu, cuda or cuda:N.",
-    "transformers.dtype": "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float32.",
-    "openai.base_url": "OpenAI-compatible server (vLLM, SGLang).",
-    "openai.model": "Model name the server serves.",
-    "openai.api_key_env": "Environment variable holding the API key, if any.",
-    "openai.timeout_s": "Bound on one whole request (connect, generation and body), seconds.",
-    "openai.retries": "Retries on connection errors, broken answer bodies and 5xx answers.",
-    "scripted.answers_file": "YAML/JSON: instruction (or *) -> answer in the model's format.",
-    "scripted.delay_s": "Simulated model latency of the scripted backend, seconds.",
-    "model.image_preset": "Image-size cap: '' uses model.max_pixels; robot (1003520), launcher "
-                          "(100352, the released evaluation launcher), readme (3211264).",
-    "model.max_pixels": "Smart-resize cap of the image the model sees (pixels), preset ''.",
-    "model.min_pixels": "Smart-resize floor (pixels).",
-    "model.think": "Thinking mode (accurate for pointing); false appends /no_think.",
-    "model.plan_think": "Thinking mode for plan queries (RoboVQA was scored without it).",
-    "model.max_new_tokens": "Generation budget; the official evaluation let thinking run ~7.9k.",
-    "model.on_no_think_end": "Thinking ended without </think>: retry_no_think (once) or fail.",
-    "queue_policy": "A query while another runs: queue (waits, depth one) or reject.",
-    "self_check.mode": "Self-check at configure: fail (configure fails), warn (log) or off.",
-    "self_check.max_new_tokens": "Token budget of the self-check query (no-think mode).",
-    "max_instruction_chars": "Longer instructions are refused.",
-    "image_topic": "Colour image topic.",
-    "depth_topic": "Depth image registered to colour.",
-    "camera_info_topic": "CameraInfo of the colour image.",
-    "image_transport": "raw (sensor_msgs/Image) or compressed (<image_topic>/compressed).",
-    "qos": "QoS of the camera subscriptions: sensor_data or reliable.",
-    "use_depth": "Lift points and boxes to 3D; false gives pixels only.",
-    "sync_slop_s": "Max stamp difference of a colour/depth pair, seconds.",
-    "depth_window": "Side of the pixel window a point's depth is taken from.",
-    "min_valid_depth_fraction": "Fraction of valid depth pixels a window needs.",
-    "debug_image.max_rate_hz": "Max rate of ~/debug_image; 0 disables it.",
-    "markers.lifetime_s": "Lifetime of RViz markers; 0 keeps them until the next query.",
-    "continuous.instruction": "Standing instruction re-run on new frames; empty = off.",
-    "continuous.task": "Task of the standing instruction.",
-    "continuous.max_rate_hz": "Max rate of the standing instruction.",
-    "diagnostics_period_s": "Period of /diagnostics status.",
-}
-
-# model.* parameters a backend also needs at construction (the processor's resize range).
-SHARED_MODEL_SETTINGS = {
-    "transformers": ("min_pixels", "max_pixels", "max_new_tokens"),
-    "openai": ("min_pixels", "max_pixels", "max_new_tokens"),
-}
-CHOICES = {
-    "model.image_preset": ("", *MAX_PIXELS_PRESETS),
-    "model.on_no_think_end": NO_THINK_END_POLICIES,
-    "queue_policy": QUEUE_POLICIES,
-    "self_check.mode": ("fail", "warn", "off"),
-}
-
 
 class PerceptionNode(LifecycleNode):
     """Serves ~/instruct and ~/query and publishes what the model finds on the latest frame."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        declare_from_config(self, PARAMETERS, "perception.yaml")
-        for name, allowed in CHOICES.items():
-            if self.param(name) not in allowed:
-                raise ValueError(f"parameter {name} is {self.param(name)!r}; use one of {allowed}")
+        declare_from_config(self, PARAMETERS, "perception.yaml", read_only=READ_ONLY)
+        for name in PARAMETERS:
+            problem = check_value(name, self.param(name))
+            if problem is not None:
+                raise ValueError(f"invalid parameter: {problem}")
         self._engine = QueryEngine(self.param("queue_policy"))
         self._active = False
+        self._configured = False
+        self._subscriptions: list[Any] = []
         self._last: dict[str, Any] = {"message": "no query yet", "total_ms": float("nan")}
         self._image_check = ""
         self._self_check = "not run"
         self._publish_lock = threading.Lock()
         self._last_debug_image = 0.0
         self._last_continuous_image: Any = None
-        self._sync = FrameSynchronizer(
-            slop_s=self.param("sync_slop_s"), use_depth=self.param("use_depth")
-        )
-        self._create_subscriptions()
+        self._sync = FrameSynchronizer(slop_s=self.param("sync_slop_s"), use_depth=False)
+        self._sensor_group = ReentrantCallbackGroup()
         self._affordances_pub = self.create_lifecycle_publisher(Affordances, "~/affordances", 10)
         self._objects_pub = self.create_lifecycle_publisher(Objects3D, "~/objects", 10)
         self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "~/markers", 10)
         self._debug_pub = self.create_lifecycle_publisher(Image, "~/debug_image", 2)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._vision_pubs = create_vision_publishers(self)
         queries = ReentrantCallbackGroup()  # the engine decides who waits
         self.create_service(Instruct, "~/instruct", self._on_instruct, callback_group=queries)
         self._query_server = QueryActionServer(self, "~/query", self._answer, self._fill, queries)
         self._continuous_group = MutuallyExclusiveCallbackGroup()
         self.create_timer(self.param("diagnostics_period_s"), self._publish_diagnostics)
         self._continuous_timer = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         if self.param("autostart") and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
     def param(self, name: str) -> Any:
         return self.get_parameter(name).value
+
+    def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
+        """Apply a change at once, or refuse it with the reason (never accept and ignore it)."""
+        for parameter in parameters:
+            if parameter.name not in PARAMETERS:
+                continue
+            problem = check_change(parameter.name, parameter.value, self._configured,
+                                   self._active)
+            if problem is not None:
+                return SetParametersResult(successful=False, reason=problem)
+        for parameter in parameters:
+            if parameter.name == "queue_policy":
+                self._engine.policy = parameter.value
+        return SetParametersResult(successful=True)
 
     # Lifecycle ---------------------------------------------------------------------------------
 
@@ -163,6 +132,7 @@ class PerceptionNode(LifecycleNode):
             backend.close()
             return TransitionCallbackReturn.FAILURE
         self._close_backend(self._engine.set_backend(backend))
+        self._configured = True
         return super().on_configure(state)
 
     def _passes_self_check(self, backend: Any, settings: QuerySettings) -> bool:
@@ -186,6 +156,7 @@ class PerceptionNode(LifecycleNode):
         return False
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._create_subscriptions()
         self._active = True
         instruction = self.param("continuous.instruction")
         if instruction:
@@ -198,19 +169,28 @@ class PerceptionNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
+        for subscription in self._subscriptions:  # an inactive node does no per-frame work
+            self.destroy_subscription(subscription)
+        self._subscriptions.clear()
         if self._continuous_timer is not None:
             self.destroy_timer(self._continuous_timer)
             self._continuous_timer = None
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._close_backend(self._engine.set_backend(None))
+        self._unload()
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
-        self._close_backend(self._engine.set_backend(None))
+        self._unload()
         return super().on_shutdown(state)
+
+    def _unload(self) -> None:
+        """Free the model without waiting behind a generation: the one in flight is stopped."""
+        self._configured = False
+        self._engine.cancel_running()
+        self._close_backend(self._engine.set_backend(None))
 
     @staticmethod
     def _close_backend(backend: Any) -> None:
@@ -220,26 +200,21 @@ class PerceptionNode(LifecycleNode):
     # Inputs ------------------------------------------------------------------------------------
 
     def _create_subscriptions(self) -> None:
+        """Camera subscriptions with the current parameters (made on activate)."""
+        self._sync = FrameSynchronizer(slop_s=self.param("sync_slop_s"),
+                                       use_depth=self.param("use_depth"))
         qos = qos_by_name(self.param("qos"))
-        group = ReentrantCallbackGroup()
         image_topic = self.param("image_topic")
+        inputs = [(Image, image_topic, self._sync.add_image)]
         if self.param("image_transport") == "compressed":
-            self.create_subscription(
-                CompressedImage, f"{image_topic}/compressed", self._sync.add_image, qos,
-                callback_group=group,
-            )
-        else:
-            self.create_subscription(
-                Image, image_topic, self._sync.add_image, qos, callback_group=group
-            )
+            inputs = [(CompressedImage, f"{image_topic}/compressed", self._sync.add_image)]
         if self.param("use_depth"):
-            self.create_subscription(
-                Image, self.param("depth_topic"), self._sync.add_depth, qos, callback_group=group
-            )
-        self.create_subscription(
-            CameraInfo, self.param("camera_info_topic"), self._sync.add_camera_info, qos,
-            callback_group=group,
-        )
+            inputs.append((Image, self.param("depth_topic"), self._sync.add_depth))
+        inputs.append((CameraInfo, self.param("camera_info_topic"), self._sync.add_camera_info))
+        self._subscriptions = [
+            self.create_subscription(kind, topic, callback, qos, callback_group=self._sensor_group)
+            for kind, topic, callback in inputs
+        ]
 
     def _settings(self, think: bool | None = None) -> QuerySettings:
         """Query settings from the parameters; ``think`` overrides both thinking defaults."""
@@ -311,7 +286,8 @@ class PerceptionNode(LifecycleNode):
         frame, header, problem = (
             request_frame(image) if image is not None else camera_frame(
                 synced or self._sync.latest(), self._sync.missing(),
-                self.param("camera_info_topic") if self.param("use_depth") else None)
+                self.param("camera_info_topic") if self.param("use_depth") else None,
+                self.param("depth.assume_registered"))
         )
         if frame is None:
             return QueryResult(success=False, instruction=instruction, message=problem), header
@@ -365,6 +341,8 @@ class PerceptionNode(LifecycleNode):
                         conversions.affordances_msg(result, header, backend))
                 elif result.task is Task.DETECT:
                     self._objects_pub.publish(conversions.objects_msg(result, header, backend))
+                if self._vision_pubs is not None and result.task in (Task.POINT, Task.DETECT):
+                    self._vision_pubs.publish(result, header)
                 self._markers_pub.publish(
                     conversions.markers_msg(result, header, self.param("markers.lifetime_s")))
             rate = self.param("debug_image.max_rate_hz")

@@ -41,11 +41,21 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def node_parameters(config_file: Path, node_name: str) -> dict[str, Any]:
-    """The flattened ros__parameters of `node_name` in a ROS 2 parameter file."""
+def node_parameters(config_file: Path, node_name: str | None = None) -> dict[str, Any]:
+    """The flattened ros__parameters of a ROS 2 parameter file's section.
+
+    The section is `node_name` (or `/node_name`, `/**`) when given and present, else the file's
+    only section: a node's defaults never depend on the name it runs under (remapped with
+    ``-r __node:=...``, or a second instance in a namespace).
+    """
     document = yaml.safe_load(config_file.read_text()) or {}
-    section = document.get(node_name) or document.get(f"/{node_name}") or {}
-    return flatten(section.get("ros__parameters", {}))
+    sections = {key: value for key, value in document.items() if isinstance(value, dict)}
+    for key in (node_name, f"/{node_name}", "/**") if node_name else ("/**",):
+        if key in sections:
+            return flatten(sections[key].get("ros__parameters", {}))
+    if len(sections) == 1:
+        return flatten(next(iter(sections.values())).get("ros__parameters", {}))
+    raise ValueError(f"{config_file} has sections {sorted(sections)}; name the one to use")
 
 
 def declare_from_config(
@@ -54,18 +64,21 @@ def declare_from_config(
     config_file: str,
     package: str = PACKAGE,
     dynamic_numbers: bool = False,
+    read_only: tuple[str, ...] = (),
 ) -> None:
     """Declare every described parameter with its default from <package>/config/<config_file>.
 
-    dynamic_numbers lets numeric parameters take int or float (YAML "5" vs "5.0").
+    dynamic_numbers lets numeric parameters take int or float (YAML "5" vs "5.0"); parameters in
+    ``read_only`` refuse ``ros2 param set`` (they are read once at start-up).
     """
-    defaults = node_parameters(config_dir(package) / config_file, node.get_name())
+    defaults = node_parameters(config_dir(package) / config_file)  # not by the node's name
     missing = sorted(set(descriptions) - set(defaults))
     if missing:
         raise RuntimeError(f"{config_file} has no default for: {', '.join(missing)}")
     for name, description in descriptions.items():
         numeric = isinstance(defaults[name], int | float) and not isinstance(defaults[name], bool)
         descriptor = ParameterDescriptor(
-            description=description, dynamic_typing=dynamic_numbers and numeric
+            description=description, dynamic_typing=dynamic_numbers and numeric,
+            read_only=name in read_only,
         )
         node.declare_parameter(name, defaults[name], descriptor)

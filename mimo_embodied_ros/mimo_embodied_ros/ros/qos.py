@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from rclpy.qos import QoSProfile, qos_profile_sensor_data, qos_profile_system_default
+from rclpy.qos import (
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
 
 PROFILES: dict[str, QoSProfile] = {
     "sensor_data": qos_profile_sensor_data,  # best effort, keep last 5: what camera drivers use
-    "reliable": qos_profile_system_default,
+    # Explicitly reliable: the "system default" profile leaves it to the middleware, and Fast DDS
+    # then reports best effort.
+    "reliable": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                           reliability=ReliabilityPolicy.RELIABLE),
 }
 
 

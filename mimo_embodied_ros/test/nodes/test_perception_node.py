@@ -376,9 +376,13 @@ def test_lifecycle_unloads_and_reloads_the_model_over_ros(node):
     assert client.wait_for_service(timeout_sec=20.0), "lifecycle service never appeared"
     assert change_state(node, client, Transition.TRANSITION_DEACTIVATE)
     rgb, depth = scene()
-    node.publish_until_received(rgb, depth, K)
+    received = node.node._sync.counts["image"]
+    for _ in range(5):  # an inactive node has no camera subscriptions: frames are not even read
+        node.camera.publish(rgb, depth, K)
+        time.sleep(0.05)
     response = node.instruct(GOOD)
     assert not response.success and "node is inactive" in response.message
+    assert node.node._sync.counts["image"] == received
     assert change_state(node, client, Transition.TRANSITION_CLEANUP)
     assert "node is unconfigured" in node.instruct(GOOD).message  # the model is unloaded
     assert change_state(node, client, Transition.TRANSITION_CONFIGURE)
