@@ -50,6 +50,10 @@ def load_graph(path: str | Path) -> list[dict[str, Any]]:
 def node_cli_args(entry: dict[str, Any]) -> list[str]:
     """--ros-args for one node entry: its parameter files and remappings."""
     args = ["--ros-args"]
+    if entry.get("name"):  # as launch_ros's Node(name=...): the node runs under this name
+        args += ["-r", f"__node:={entry['name']}"]
+    if entry.get("namespace"):
+        args += ["-r", f"__ns:=/{entry['namespace'].strip('/')}"]
     for name in entry.get("parameters", []):
         args += ["--params-file", str(config_dir(entry["package"]) / name)]
     for source, target in (entry.get("remappings") or {}).items():

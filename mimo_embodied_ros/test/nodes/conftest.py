@@ -49,12 +49,14 @@ def write_answers(path, answers: dict[str, str]) -> str:
 class CameraFeed:
     """A plain rclpy node playing an RGB-D camera: publishes crafted frames with equal headers."""
 
-    def __init__(self, context: Context, name: str = "test_camera") -> None:
+    def __init__(self, context: Context, name: str = "test_camera", prefix: str = "") -> None:
         self.node = Node(name, context=context)
         qos = qos_profile_sensor_data
-        self.image_pub = self.node.create_publisher(Image, "/camera/color/image_raw", qos)
-        self.depth_pub = self.node.create_publisher(Image, "/camera/depth/image_rect_raw", qos)
-        self.info_pub = self.node.create_publisher(CameraInfo, "/camera/color/camera_info", qos)
+        self.image_pub = self.node.create_publisher(Image, f"{prefix}/camera/color/image_raw", qos)
+        self.depth_pub = self.node.create_publisher(Image, f"{prefix}/camera/depth/image_rect_raw",
+                                                    qos)
+        self.info_pub = self.node.create_publisher(CameraInfo,
+                                                   f"{prefix}/camera/color/camera_info", qos)
         self._stamp = 1
 
     def publish(
@@ -66,6 +68,7 @@ class CameraFeed:
         depth_encoding: str = "32FC1",
         image_msg: Image | CompressedImage | None = None,
         image_publisher: Publisher | None = None,
+        depth_frame_id: str | None = None,
     ) -> Header:
         header = Header(frame_id="camera_color_optical_frame")
         header.stamp.sec = self._stamp
@@ -76,7 +79,8 @@ class CameraFeed:
             image_msg or array_to_image(rgb, image_encoding, header)
         )
         if depth is not None:
-            self.depth_pub.publish(array_to_image(depth, depth_encoding, header))
+            depth_header = Header(stamp=header.stamp, frame_id=depth_frame_id or header.frame_id)
+            self.depth_pub.publish(array_to_image(depth, depth_encoding, depth_header))
         if intrinsics is not None:
             self.info_pub.publish(camera_info_from_intrinsics(intrinsics, header))
         return header
@@ -104,16 +108,17 @@ def spin_until(executor: SingleThreadedExecutor, condition: Callable[[], Any],
 def call_instruct(
     client_node: Node, executor: SingleThreadedExecutor, instruction: str, task: str = "",
     thinking: str = "", timeout_s: float = 60.0, image: Image | None = None,
+    service: str = "/mimo_embodied/instruct",
 ) -> Instruct.Response:
-    """Call /mimo_embodied/instruct over DDS from a separate node and wait for the answer.
+    """Call an Instruct service over DDS from a separate node and wait for the answer.
 
-    The client is made once per node: each new client needs DDS discovery again, which on a
-    loaded machine can take seconds when a discovery packet has to be resent.
+    The client is made once per node and service: each new client needs DDS discovery again,
+    which on a loaded machine can take seconds when a discovery packet has to be resent.
     """
-    client = getattr(client_node, "instruct_client", None)
+    clients = client_node.__dict__.setdefault("instruct_clients", {})
+    client = clients.get(service)
     if client is None:
-        client = client_node.create_client(Instruct, "/mimo_embodied/instruct")
-        client_node.instruct_client = client
+        client = clients[service] = client_node.create_client(Instruct, service)
     assert client.wait_for_service(timeout_sec=20.0), "instruct service never appeared"
     request = Instruct.Request(instruction=instruction, task=task, thinking=thinking)
     if image is not None:
