@@ -517,9 +517,10 @@ def replay(
     queries: list[RecordedQuery], backend_kind: str = "recorded",
     overrides: dict[str, Any] | None = None, thinking: str = "",
     write: str | Path | None = None, instructions: list[str] | None = None,
-    task: str | None = None, out: Any = sys.stdout,
+    task: str | None = None, out: Any = None,
 ) -> list[Comparison]:
-    """Run every query again; prints one line per query and the summary to ``out``."""
+    """Run every query again; prints one line per query and the summary to ``out`` (stdout)."""
+    out = out if out is not None else sys.stdout
     from mimo_embodied_ros.backends.factory import create_backend
     from mimo_embodied_ros.ros.frames import frame_from_synced
     from mimo_embodied_ros.ros.images import ImageConversionError
