@@ -36,10 +36,12 @@ from mimo_embodied_ros.ros.spin import GuardedExecutor
 
 
 def load_graph(path: str | Path) -> list[dict[str, Any]]:
-    """The node entries of a graph file (a path, or a name in this package's config/)."""
+    """The node entries of a graph file: a bare name is this package's config/ file (a file of
+    that name in the working directory does not shadow it), anything else a path."""
     candidate = Path(path)
-    if not candidate.is_file():
-        candidate = config_dir() / str(path)
+    packaged = config_dir() / str(path)
+    if candidate.name == str(path) and packaged.is_file() or not candidate.is_file():
+        candidate = packaged
     document = yaml.safe_load(candidate.read_text()) or {}
     nodes = document.get("nodes")
     if not isinstance(nodes, list) or not nodes:

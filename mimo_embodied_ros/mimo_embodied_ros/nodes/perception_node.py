@@ -45,7 +45,7 @@ from mimo_embodied_ros.ros import conversions
 from mimo_embodied_ros.ros.diagnostics import diagnostics_msg
 from mimo_embodied_ros.ros.frames import camera_frame, request_frame
 from mimo_embodied_ros.ros.images import array_to_image
-from mimo_embodied_ros.ros.params import declare_from_config
+from mimo_embodied_ros.ros.params import config_file, declare_from_config
 from mimo_embodied_ros.ros.qos import qos_by_name
 from mimo_embodied_ros.ros.query_server import QueryActionServer
 from mimo_embodied_ros.ros.spin import spin_node
@@ -118,6 +118,8 @@ class PerceptionNode(LifecycleNode):
         settings = {
             name[len(prefix):]: self.param(name) for name in PARAMETERS if name.startswith(prefix)
         }
+        if settings.get("answers_file"):  # a bare name is a file of the package's config/
+            settings["answers_file"] = str(config_file(settings["answers_file"]))
         model_settings = self._settings()
         for name in SHARED_MODEL_SETTINGS.get(kind, ()):
             settings[name] = getattr(model_settings, name)

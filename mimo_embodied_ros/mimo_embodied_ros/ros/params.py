@@ -29,6 +29,15 @@ def config_dir(package: str = PACKAGE) -> Path:
     return Path(__file__).resolve().parents[3] / package / "config"
 
 
+def config_file(name: str, package: str = PACKAGE) -> Path:
+    """``name`` as a path; a bare file name that is not in the working directory is looked up in
+    the package's config/ (so graph files can name the files the package ships)."""
+    path = Path(name).expanduser()
+    if path.name == name and not path.is_file() and (config_dir(package) / name).is_file():
+        return config_dir(package) / name
+    return path
+
+
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}: ROS parameter names from nested YAML."""
     flat: dict[str, Any] = {}
