@@ -55,6 +55,7 @@ from mimo_embodied_sim.pickplace_scene import (
     franka_assets_dir,
 )
 from mimo_embodied_sim.pickplace_truth import GroundTruth, scripted_pick_and_place
+from mimo_embodied_sim.sim_common import MujocoWorld
 from mimo_embodied_sim.tabletop import OffscreenRenderer, mujoco
 
 __all__ = [
@@ -69,7 +70,7 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 
-class PickPlaceWorld(ArmControl, GroundTruth):
+class PickPlaceWorld(ArmControl, GroundTruth, MujocoWorld):
     """A seeded pick-and-place episode: physics, arm control, RGB-D rendering and ground truth.
 
     Thread-safe: one re-entrant lock around physics, control and rendering.
@@ -147,26 +148,6 @@ class PickPlaceWorld(ArmControl, GroundTruth):
         self._floor_geom = {r.name: m.geom(f"{_body_name(r.name)}/floor").id for r in RECEPTACLES}
 
     # -- lifecycle and physics ----------------------------------------------------------------
-
-    def close(self) -> None:
-        """Free the GL context (also done at interpreter exit)."""
-        with self._lock:
-            self._renderer.close()
-
-    def __enter__(self) -> PickPlaceWorld:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def time(self) -> float:
-        """Simulation time in seconds since the episode settled."""
-        return float(self.data.time)
-
-    @property
-    def timestep(self) -> float:
-        return float(self.model.opt.timestep)
 
     def step(self, n: int = 1) -> float:
         """Advance physics by `n` steps, following the current motion if any; returns sim time."""

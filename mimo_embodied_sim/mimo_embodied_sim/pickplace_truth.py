@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from mimo_embodied_ros.core.types import CameraIntrinsics, ImageSize
+from mimo_embodied_ros.core.types import ImageSize
 from mimo_embodied_sim.answers import pointing_answer
 from mimo_embodied_sim.pickplace_kinematics import (
     quat_xyzw_to_matrix,
@@ -128,12 +128,6 @@ class GroundTruth(RenderCache):
             self._version += 1
 
     # -- camera -------------------------------------------------------------------------------
-
-    def intrinsics(self) -> CameraIntrinsics:
-        """Pinhole intrinsics of the rendered images (square pixels, centre at (W-1)/2, (H-1)/2)."""
-        fy = (self.height / 2.0) / math.tan(math.radians(self.model.cam_fovy[self._camera_id]) / 2)
-        return CameraIntrinsics(fx=fy, fy=fy, cx=(self.width - 1) / 2.0,
-                                cy=(self.height - 1) / 2.0, width=self.width, height=self.height)
 
     def camera_rotation_base(self) -> tuple[np.ndarray, np.ndarray]:
         """(position, 3x3 rotation) of the optical frame; columns = optical x, y, z axes."""

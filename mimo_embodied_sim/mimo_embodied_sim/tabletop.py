@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mimo_embodied_ros.core.types import CameraIntrinsics
-from mimo_embodied_sim.sim_common import fmt
+from mimo_embodied_sim.sim_common import MujocoWorld, fmt
 
 TABLE_TOP_Z = 0.75
 """World height of the table's top surface, metres."""
@@ -399,7 +398,7 @@ class OffscreenRenderer:
 # ---------------------------------------------------------------------------------------------
 
 
-class TabletopScene:
+class TabletopScene(MujocoWorld):
     """A seeded tabletop: physics, RGB-D rendering and ground truth in the camera optical frame.
 
     Methods are thread-safe (one lock around physics and rendering), so a ROS timer can render
@@ -453,26 +452,6 @@ class TabletopScene:
 
     # -- lifecycle and physics ----------------------------------------------------------------
 
-    def close(self) -> None:
-        """Free the GL context (also done at interpreter exit)."""
-        with self._lock:
-            self._renderer.close()
-
-    def __enter__(self) -> TabletopScene:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def time(self) -> float:
-        """Simulation time in seconds since the scene settled."""
-        return float(self.data.time)
-
-    @property
-    def timestep(self) -> float:
-        return float(self.model.opt.timestep)
-
     def step(self, n: int = 1) -> float:
         """Advance physics by `n` steps; returns the new sim time."""
         with self._lock:
@@ -500,12 +479,6 @@ class TabletopScene:
             self._version += 1
 
     # -- camera -------------------------------------------------------------------------------
-
-    def intrinsics(self) -> CameraIntrinsics:
-        """Pinhole intrinsics of the rendered images (OpenCV / ROS pixel-centre convention)."""
-        fy = (self.height / 2.0) / math.tan(math.radians(self.model.cam_fovy[self._camera_id]) / 2)
-        return CameraIntrinsics(fx=fy, fy=fy, cx=(self.width - 1) / 2.0,
-                                cy=(self.height - 1) / 2.0, width=self.width, height=self.height)
 
     def camera_pose_world(self) -> tuple[np.ndarray, np.ndarray]:
         """(position (3,), rotation (3, 3)) of the optical frame in the world; the rotation's

@@ -220,3 +220,15 @@ def test_transform_points_camera_to_base() -> None:
 def test_yaw_quaternion_rotates_about_z() -> None:
     rotated = Rotation.from_quat(yaw_quaternion(math.pi / 2)).apply([1.0, 0.0, 0.0])
     np.testing.assert_allclose(rotated, [0.0, 1.0, 0.0], atol=1e-12)
+
+
+def test_placeholder_extrinsic_is_the_identity_or_unset() -> None:
+    from mimo_embodied_ros.core.pickplace import placeholder_extrinsic
+
+    assert "placeholder" in placeholder_extrinsic([0, 0, 0], [0, 0, 0, 1])
+    assert "placeholder" in placeholder_extrinsic([0, 0, 0], [0, 0, 0, -2.0])  # same rotation
+    assert "unset" in placeholder_extrinsic([], [0, 0, 0, 1])
+    assert "unset" in placeholder_extrinsic([0, 0, 0], [0, 0, 0, 0])
+    assert "unset" in placeholder_extrinsic([float("nan"), 0, 0], [0, 0, 0, 1])
+    assert placeholder_extrinsic([1.05, 0, 0.72], [0.67, 0.67, -0.23, -0.23]) is None
+    assert placeholder_extrinsic([0, 0, 0], [0.7071, -0.7071, 0, 0]) is None  # rotated: set
