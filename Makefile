@@ -24,7 +24,7 @@ lint: setup
 	$(ENV) 62 && ruff check .
 
 bench: setup
-	$(ENV) 63 && python scripts/bench.py && python scripts/bench_trust.py
+	$(ENV) 63 && python scripts/bench.py && python scripts/bench_trust.py && python scripts/bench_recording.py
 
 clean:
 	rm -rf build install log out build.log

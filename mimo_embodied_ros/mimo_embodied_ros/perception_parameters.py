@@ -58,6 +58,11 @@ PARAMETERS: dict[str, str] = {
     "continuous.task": "Task of the standing instruction.",
     "continuous.max_rate_hz": "Max rate of the standing instruction.",
     "diagnostics_period_s": "Period of /diagnostics status.",
+    "record.folder": "Record every query (images, request, raw answer, results) to rosbag2 MCAP "
+                     "bags in this folder; '' = off.",
+    "record.max_megabytes": "A new bag is started before one would pass this size.",
+    "record.max_queries_per_file": "A new bag is started after this many queries (0: no limit).",
+    "record.queue_size": "Queries waiting for the writer; a full queue drops (counted, warned).",
 }
 
 # model.* parameters a backend also needs at construction (the processor's resize range).
@@ -100,6 +105,9 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "debug_image.max_rate_hz": (0.0, None),
     "markers.lifetime_s": (0.0, None),
     "continuous.max_rate_hz": (1e-3, None),
+    "record.max_megabytes": (1, None),
+    "record.max_queries_per_file": (0, None),
+    "record.queue_size": (1, 1000),
 }
 READ_ONLY = ("autostart", "diagnostics_period_s")
 # Camera inputs: subscriptions are made on activate.
@@ -107,7 +115,8 @@ ON_ACTIVATE = ("image_topic", "depth_topic", "camera_info_topic", "image_transpo
                "use_depth", "sync_slop_s", "continuous.instruction", "continuous.task",
                "continuous.max_rate_hz")
 # Backend: made on configure.
-ON_CONFIGURE_PREFIXES = ("backend", "transformers.", "openai.", "scripted.", "self_check.")
+ON_CONFIGURE_PREFIXES = ("backend", "transformers.", "openai.", "scripted.", "self_check.",
+                         "record.")
 
 
 def check_value(name: str, value: Any) -> str | None:

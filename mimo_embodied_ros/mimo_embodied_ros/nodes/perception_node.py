@@ -41,6 +41,7 @@ from mimo_embodied_ros.perception_parameters import (
     check_value,
 )
 from mimo_embodied_ros.query_engine import QueryEngine
+from mimo_embodied_ros.recording import QueryRecorder, recording_from_result
 from mimo_embodied_ros.ros import conversions
 from mimo_embodied_ros.ros.diagnostics import diagnostics_msg
 from mimo_embodied_ros.ros.frames import camera_frame, request_frame
@@ -68,6 +69,7 @@ class PerceptionNode(LifecycleNode):
         self._engine = QueryEngine(self.param("queue_policy"))
         self._active = False
         self._configured = False
+        self._recorder: QueryRecorder | None = None
         self._subscriptions: list[Any] = []
         self._last: dict[str, Any] = {"message": "no query yet", "total_ms": float("nan")}
         self._image_check = ""
@@ -134,6 +136,7 @@ class PerceptionNode(LifecycleNode):
             backend.close()
             return TransitionCallbackReturn.FAILURE
         self._close_backend(self._engine.set_backend(backend))
+        self._recorder = self._make_recorder()
         self._configured = True
         return super().on_configure(state)
 
@@ -193,6 +196,25 @@ class PerceptionNode(LifecycleNode):
         self._configured = False
         self._engine.cancel_running()
         self._close_backend(self._engine.set_backend(None))
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.close()
+
+    def _make_recorder(self) -> QueryRecorder | None:
+        """The query recorder (record.folder set), else None."""
+        folder = self.param("record.folder")
+        if not folder:
+            return None
+        self.get_logger().info(f"recording every query to rosbag2 (MCAP) bags in {folder}")
+        return QueryRecorder(folder, max_bytes=int(self.param("record.max_megabytes") * 2**20),
+                             max_queries=self.param("record.max_queries_per_file"),
+                             queue_size=self.param("record.queue_size"),
+                             logger=self.get_logger())
+
+    @property
+    def recorder(self) -> QueryRecorder | None:
+        """The recorder in use (None when recording is off)."""
+        return self._recorder
 
     @staticmethod
     def _close_backend(backend: Any) -> None:
@@ -263,7 +285,8 @@ class PerceptionNode(LifecycleNode):
         settings = self._settings(None if not thinking else thinking == "think")
         image = request.image if request.image.width > 0 else None
         result, header = self._query(request.instruction, request.task.strip(), settings,
-                                     image=image, cancel=cancel, on_progress=on_progress)
+                                     image=image, cancel=cancel, on_progress=on_progress,
+                                     thinking=thinking)
         self.get_logger().info(
             f"query '{safe_text(request.instruction[:80])}': "
             f"{'ok' if result.success else 'failed'}: {safe_text(result.message)}")
@@ -273,6 +296,7 @@ class PerceptionNode(LifecycleNode):
         self, instruction: str, task: str, settings: QuerySettings,
         synced: SyncedFrame | None = None, image: Image | None = None,
         cancel: threading.Event | None = None, on_progress: Any = None, wait: bool = True,
+        thinking: str = "",
     ) -> tuple[QueryResult, Header]:
         """Run one query and publish its outputs; never raises.
 
@@ -285,9 +309,10 @@ class PerceptionNode(LifecycleNode):
                 success=False, instruction=instruction,
                 message=f"node is {state}: configure and activate it (lifecycle) first",
             ), Header()
+        synced = None if image is not None else (synced or self._sync.latest())
         frame, header, problem = (
             request_frame(image) if image is not None else camera_frame(
-                synced or self._sync.latest(), self._sync.missing(),
+                synced, self._sync.missing(),
                 self.param("camera_info_topic") if self.param("use_depth") else None,
                 self.param("depth.assume_registered"))
         )
@@ -298,10 +323,19 @@ class PerceptionNode(LifecycleNode):
         result = self._engine.run(frame, instruction, task, settings, cancel, on_progress, wait)
         if result.reply is not None and result.reply.image_check:
             self._note_image_check(result.reply.image_check)
+        published: tuple[Any, Any] = (None, None)
         try:
-            self._publish(result, header, frame, on_camera=image is None)
+            published = self._publish(result, header, frame, on_camera=image is None)
         except Exception as error:  # noqa: BLE001 - drawing or a message field refused the answer
             result = self._internal_error(result, "publishing the results", error)
+        if self._recorder is not None:  # off the query's path: a bounded queue, never blocks
+            self._recorder.submit(recording_from_result(
+                image if image is not None else synced.image,
+                None if synced is None else synced.depth,
+                None if synced is None else synced.camera_info, result,
+                task=task, thinking=thinking, settings=settings, backend=self.param("backend"),
+                model_id=result.reply.model_id if result.reply else "",
+                affordances=published[0], objects=published[1]))
         self._last = {"message": result.message, "total_ms": result.timings_ms.get("total_ms")}
         return result, header
 
@@ -334,15 +368,18 @@ class PerceptionNode(LifecycleNode):
 
     def _publish(
         self, result: QueryResult, header: Header, frame: Frame, on_camera: bool = True
-    ) -> None:
+    ) -> tuple[Any, Any]:
+        """Publish a query's outputs; returns the (Affordances, Objects3D) messages sent."""
         backend = self.param("backend")
+        affordances = objects = None
         with self._publish_lock:
             if result.reply is not None and on_camera:
                 if result.task is Task.POINT:
-                    self._affordances_pub.publish(
-                        conversions.affordances_msg(result, header, backend))
+                    affordances = conversions.affordances_msg(result, header, backend)
+                    self._affordances_pub.publish(affordances)
                 elif result.task is Task.DETECT:
-                    self._objects_pub.publish(conversions.objects_msg(result, header, backend))
+                    objects = conversions.objects_msg(result, header, backend)
+                    self._objects_pub.publish(objects)
                 if self._vision_pubs is not None and result.task in (Task.POINT, Task.DETECT):
                     self._vision_pubs.publish(result, header)
                 self._markers_pub.publish(
@@ -353,6 +390,7 @@ class PerceptionNode(LifecycleNode):
                 self._last_debug_image = now
                 image = conversions.annotated_rgb(frame.rgb, result, frame.intrinsics)
                 self._debug_pub.publish(array_to_image(image, "rgb8", header))
+        return affordances, objects
 
     def _publish_diagnostics(self) -> None:
         missing = self._sync.missing()
@@ -370,12 +408,15 @@ class PerceptionNode(LifecycleNode):
             "last_query_ms": f"{self._last['total_ms']}",
             **{f"queries_{k}": str(v) for k, v in sorted(self._engine.counts.items())},
             **{f"received_{k}": str(v) for k, v in self._sync.counts.items()},
+            **(self._recorder.status() if self._recorder is not None else {}),
         }
+        warn = warn or values.get("record_state") == "error"
         self._diagnostics_pub.publish(diagnostics_msg(
             f"{self.get_name()}: perception", values, warn, missing or values["last_query"],
             self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:
+        self._unload()
         self._query_server.destroy()
         super().destroy_node()
 
