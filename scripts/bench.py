@@ -260,16 +260,18 @@ def publish_camera(width: int, height: int, rate_hz: float, max_seconds: float) 
     started = time.monotonic()
     next_tick = started
     published = 0
+    stamps: list[int] = []
     while not stop.is_set() and time.monotonic() - started < max_seconds:
         now_ns = time.time_ns()
         for msg, publisher in zip(messages, publishers, strict=True):
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
             publisher.publish(msg)
         published += 1
+        stamps.append(now_ns)
         next_tick += period
         time.sleep(max(0.0, next_tick - time.monotonic()))
     elapsed = time.monotonic() - started
-    print(json.dumps({"published": published, "seconds": elapsed}), flush=True)
+    print(json.dumps({"published": published, "seconds": elapsed, "stamps": stamps}), flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
 
@@ -413,6 +415,178 @@ def bench_ingest(width: int, height: int, answers_file: str) -> None:
         context.try_shutdown()
 
 
+# Delivery: frames received per frame published, bare subscriber and perception node ----------
+
+DELIVERY_RATE_HZ = 30.0
+DELIVERY_SETTLE_S = 1.0  # after the first frame arrives, before the window opens
+DELIVERY_WINDOW_S = 4.0
+DELIVERY_GRACE_S = 0.5  # frames stamped inside the window may still arrive after it closes
+PROFILE_ENV = "FASTRTPS_DEFAULT_PROFILES_FILE"  # what Fast DDS 2.x (Humble, Jazzy) reads
+PROFILE_ENV_FASTDDS3 = "FASTDDS_DEFAULT_PROFILES_FILE"  # its name from Fast DDS 3 (Kilted) on
+LARGE_IMAGES_PROFILE = REPO / "mimo_embodied_ros" / "config" / "fastdds_large_images.xml"
+
+
+def _stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def _window_after_first_frame(got_first: threading.Event) -> tuple[int, int]:
+    """Wait for the first frame, settle, then keep the process receiving through the window
+    and the grace period. Returns the window as wall-clock ns."""
+    if not got_first.wait(20.0):
+        raise RuntimeError("no camera frame arrived within 20 s")
+    time.sleep(DELIVERY_SETTLE_S)
+    start = time.time_ns()
+    time.sleep(DELIVERY_WINDOW_S)
+    end = time.time_ns()
+    time.sleep(DELIVERY_GRACE_S)
+    return start, end
+
+
+def subscribe_bare() -> None:
+    """Child process: a plain rclpy node with sensor-data QoS on colour and depth; prints the
+    stamps it received and its window as one JSON line."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+
+    rclpy.init(domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+    node = Node("bench_bare_subscriber")
+    received: dict[str, list[int]] = {"colour": [], "depth": []}
+    got_first = threading.Event()
+
+    def keep(stream: str):
+        def callback(msg) -> None:
+            received[stream].append(_stamp_ns(msg))
+            got_first.set()
+        return callback
+
+    node.create_subscription(Image, "/camera/color/image_raw", keep("colour"),
+                             qos_profile_sensor_data)
+    node.create_subscription(Image, "/camera/depth/image_rect_raw", keep("depth"),
+                             qos_profile_sensor_data)
+    node.create_subscription(CameraInfo, "/camera/color/camera_info", lambda msg: None,
+                             qos_profile_sensor_data)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    result: list[tuple[int, int]] = []
+    timer = threading.Thread(target=lambda: result.append(_window_after_first_frame(got_first)),
+                             daemon=True)
+    timer.start()
+    while timer.is_alive():
+        executor.spin_once(timeout_sec=0.05)
+    if not result:
+        raise RuntimeError("no camera frame arrived within 20 s")
+    print(json.dumps({"window": result[0], **received}), flush=True)
+    executor.remove_node(node)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def subscribe_node(answers_file: str) -> None:
+    """Child process: the perception node of robot.yaml (scripted backend) as the stack runs
+    it; its FrameSynchronizer records the stamps its subscription callbacks hand over."""
+    import rclpy
+    from rclpy.context import Context
+
+    from mimo_embodied_ros.ros import sync
+    from mimo_embodied_ros.runner import GraphRunner, load_graph
+
+    received: dict[str, list[int]] = {"colour": [], "depth": []}
+    got_first = threading.Event()
+    original_image = sync.FrameSynchronizer.add_image
+    original_depth = sync.FrameSynchronizer.add_depth
+
+    def add_image(self, msg) -> None:  # the node's own callback, plus one list append
+        received["colour"].append(_stamp_ns(msg))
+        got_first.set()
+        original_image(self, msg)
+
+    def add_depth(self, msg) -> None:
+        received["depth"].append(_stamp_ns(msg))
+        original_depth(self, msg)
+
+    sync.FrameSynchronizer.add_image, sync.FrameSynchronizer.add_depth = add_image, add_depth
+    entry = next(e for e in load_graph("robot.yaml") if e["name"] == "mimo_embodied")
+    overrides = {"mimo_embodied": {"backend": "scripted", "scripted.answers_file": answers_file,
+                                   "autostart": True}}
+    context = Context()
+    rclpy.init(context=context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+    runner = GraphRunner([entry], overrides, context)
+    try:
+        window = _window_after_first_frame(got_first)
+        synced = runner.nodes["mimo_embodied"]._sync.counts["synced"]
+        print(json.dumps({"window": window, "synced": synced, **received}), flush=True)
+    finally:
+        runner.shutdown()
+        context.try_shutdown()
+
+
+@dataclass
+class Delivery:
+    """Frames (colour and depth of one stamp both received) per frame published in a window."""
+
+    frames: float
+    colour: float
+    depth: float
+    published_hz: float
+
+
+def _delivery(stamps: list[int], report_json: dict) -> Delivery:
+    start, end = report_json["window"]
+    published = [t for t in stamps if start <= t < end]
+    if not published:
+        raise RuntimeError("the camera published nothing inside the subscriber's window")
+    colour = {t for t in report_json["colour"] if start <= t < end}
+    depth = {t for t in report_json["depth"] if start <= t < end}
+    n = len(published)
+    return Delivery(len(colour & depth) / n, len(colour) / n, len(depth) / n,
+                    n / ((end - start) * 1e-9))
+
+
+def _child(args: list[str], env: dict[str, str], **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, *args], env=env, text=True,
+                            stdout=subprocess.PIPE, **popen)
+
+
+def _last_json(process: subprocess.Popen, timeout: float, what: str) -> dict:
+    out, _ = process.communicate(timeout=timeout)
+    lines = [line for line in out.strip().splitlines() if line.startswith("{")]
+    if process.returncode != 0 or not lines:
+        raise RuntimeError(f"{what} failed (exit {process.returncode})")
+    return json.loads(lines[-1])
+
+
+def bench_delivery(width: int, height: int, profile: str, answers_file: str) -> None:
+    """One camera publisher process; a bare subscriber process, then the perception node in a
+    process of its own, each measured over its own window on the same publisher."""
+    env = os.environ.copy()
+    for name in (PROFILE_ENV, PROFILE_ENV_FASTDDS3):
+        env.pop(name, None)
+        if profile == "shm":
+            env[name] = str(LARGE_IMAGES_PROFILE)
+    assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    camera = _child(["--publish", f"{width}x{height}", "--rate", str(DELIVERY_RATE_HZ)], env,
+                    stdin=subprocess.PIPE)
+    try:
+        bare = _last_json(_child(["--subscribe-bare"], env), 60.0, "bare subscriber")
+        node = _last_json(_child(["--subscribe-node", answers_file], env), 60.0,
+                          "perception node")
+    finally:
+        published = _last_json(camera, 30.0, "camera publisher")  # closing stdin stops it
+    bare_d, node_d = _delivery(published["stamps"], bare), _delivery(published["stamps"], node)
+    node_bare = node_d.frames / bare_d.frames if bare_d.frames else float("nan")
+    print(f"bench delivery {width}x{height} {DELIVERY_RATE_HZ:g}Hz profile={profile} "
+          f"node/published={node_d.frames:.2f} node/bare={node_bare:.2f} "
+          f"bare/published={bare_d.frames:.2f}", flush=True)
+    for name, d in (("bare", bare_d), ("node", node_d)):
+        print(f"# delivery {width}x{height} profile={profile} {name}: published "
+              f"{d.published_hz:.1f} frames/s; received colour {d.colour:.2f}, depth "
+              f"{d.depth:.2f}, both {d.frames:.2f} of them", flush=True)
+
+
 def queries_summary(loop_answers: list[tuple[bool, float, str]]) -> str:
     ok = sum(1 for success, _, _ in loop_answers if success)
     ages = [age for success, age, _ in loop_answers if success]
@@ -424,11 +598,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--publish", metavar="WxH", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=CAMERA_RATE_HZ, help=argparse.SUPPRESS)
-    parser.add_argument("--skip-ingest", action="store_true", help="only the CPU stages")
+    parser.add_argument("--subscribe-bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--subscribe-node", metavar="ANSWERS", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-ingest", action="store_true",
+                        help="only the CPU stages (no delivery or ingest measurement)")
+    parser.add_argument("--only-delivery", action="store_true", help="only the delivery ratios")
     args = parser.parse_args()
     if args.publish:
         width, height = (int(v) for v in args.publish.split("x"))
-        publish_camera(width, height, args.rate, max_seconds=60.0)
+        publish_camera(width, height, args.rate, max_seconds=120.0)
+        return
+    if args.subscribe_bare:
+        subscribe_bare()
+        return
+    if args.subscribe_node:
+        subscribe_node(args.subscribe_node)
         return
 
     import cv2
@@ -439,18 +623,31 @@ def main() -> None:
     print("# stage timings: median of repeated time.perf_counter measurements, one thread",
           flush=True)
     started = time.monotonic()
-    for width, height in SIZES:
-        bench_stages(width, height)
-    if not args.skip_ingest:
-        print(f"# ingest: perception node (robot.yaml, scripted backend) in this process, camera "
-              f"publisher in another at {CAMERA_RATE_HZ:g} Hz; fps = frames the node's "
-              f"FrameSynchronizer synced per second over {INGEST_WINDOW_S:g} s windows; "
-              f"during_query: a {QUERY_DELAY_S:g} s scripted query is always in flight", flush=True)
-        print("# best-effort camera QoS: frames DDS drops never reach the node; compare the "
-              "published rate with the received one", flush=True)
-        with tempfile.TemporaryDirectory(prefix="mimo_bench_") as folder:
-            answers = Path(folder) / "answers.yaml"
-            answers.write_text(json.dumps({"*": POINTING_REPLY}))  # JSON is valid YAML
+    if not args.only_delivery:
+        for width, height in SIZES:
+            bench_stages(width, height)
+    with tempfile.TemporaryDirectory(prefix="mimo_bench_") as folder:
+        answers = Path(folder) / "answers.yaml"
+        answers.write_text(json.dumps({"*": POINTING_REPLY}))  # JSON is valid YAML
+        if not args.skip_ingest:
+            print(f"# delivery: one camera process publishing RGB-D at {DELIVERY_RATE_HZ:g} Hz "
+                  f"(sensor-data QoS); a bare rclpy subscriber process, then the perception node "
+                  f"(robot.yaml) in a process of its own, each over a {DELIVERY_WINDOW_S:g} s "
+                  f"window; a frame counts when its colour and depth both arrived. profile=shm: "
+                  f"{PROFILE_ENV}={LARGE_IMAGES_PROFILE.relative_to(REPO)} in all three; "
+                  f"profile=default: Fast DDS defaults. ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "
+                  f"in both", flush=True)
+            for profile in ("default", "shm"):
+                for width, height in SIZES:
+                    bench_delivery(width, height, profile, str(answers))
+        if not args.skip_ingest and not args.only_delivery:
+            print(f"# ingest: perception node (robot.yaml, scripted backend) in this process, "
+                  f"camera publisher in another at {CAMERA_RATE_HZ:g} Hz; fps = frames the "
+                  f"node's FrameSynchronizer synced per second over {INGEST_WINDOW_S:g} s "
+                  f"windows; during_query: a {QUERY_DELAY_S:g} s scripted query is always in "
+                  f"flight; {PROFILE_ENV}={os.environ.get(PROFILE_ENV, '(unset)')}", flush=True)
+            print("# best-effort camera QoS: frames DDS drops never reach the node; compare the "
+                  "published rate with the received one", flush=True)
             for width, height in SIZES:
                 bench_ingest(width, height, str(answers))
     print(f"# total {time.monotonic() - started:.1f} s", flush=True)
