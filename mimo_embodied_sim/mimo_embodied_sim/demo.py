@@ -238,6 +238,7 @@ def run_episode(runner, context: Context, out: Path, backend: str) -> dict:
         "instruction": instruction,
         "success": bool(result.success and placed),
         "action_success": bool(result.success),
+        "executed": bool(result.executed),  # the arm was commanded (false with executor none)
         "message": result.message,
         "failed_stage": result.failed_stage,
         "ground_truth": why,

@@ -31,6 +31,10 @@ EXECUTOR_PARAMETERS: dict[str, str] = {
     "moveit.apply_scene_service": "ApplyPlanningScene service name.",
     "moveit.stage_timeout_s": "Max duration of one stage, seconds.",
     "moveit.gripper_action": "GripperCommand action of the hand (GripperActionController).",
+    "moveit.gripper_max_effort": "GripperCommand max_effort, newtons.",
+    "moveit.gripper_position_per_width": "GripperCommand position per metre of opening "
+                                         "(Panda finger joint: 0.5).",
+    "moveit.hand_link": "Link the held object is attached to during the transport.",
     "moveit.hand_touch_links": "Links allowed to touch the held object (attached to the TCP).",
     "moveit.min_grasp_width": "A close that stalls wider than this holds the object, metres.",
 }
