@@ -219,6 +219,92 @@ def bench_stages(width: int, height: int) -> None:
         lambda: box_from_depth(scene.depth_m, scene.K, box_px), min_reps=10))
 
 
+# Per-query overhead around the model -------------------------------------------------------
+
+OVERHEAD_SIZES = ((640, 480), (1280, 720), (1920, 1080))
+ANSWER_COUNTS = (1, 4, 16)
+
+
+class InstantBackend:
+    """A backend that answers at once with a fixed text: what a query costs around the model."""
+
+    name = "instant"
+    model_id = "instant"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def generate(self, request):
+        from mimo_embodied_ros.backends.base import ModelReply
+
+        return ModelReply(text=self.text, model_id=self.model_id, model_ms=0.0,
+                          prompt_tokens=None, image_sizes=None)
+
+    def close(self) -> None:
+        pass
+
+
+def _answers(width: int, height: int, count: int, task: str) -> str:
+    """A no-think answer with `count` points on the box, or `count` boxes around it (slightly
+    shifted copies), in the pixels of the image the model sees at the default cap."""
+    from mimo_embodied_ros.core.resize import smart_resize, source_to_model
+    from mimo_embodied_ros.core.types import ImageSize
+    from mimo_embodied_ros.perception import QuerySettings
+
+    scene = TabletopScene(width, height)
+    source = ImageSize(width=width, height=height)
+    resized = smart_resize(height, width, max_pixels=QuerySettings().max_pixels)
+    u1, v1, u2, v2 = scene.box_pixels()
+    rng = np.random.default_rng(count)
+    if task == "point":
+        uv = [(u1 + (u2 - u1) * rng.uniform(0.3, 0.7), v1 + (v2 - v1) * rng.uniform(0.3, 0.7))
+              for _ in range(count)]
+        pairs = [source_to_model(u, v, resized, source) for u, v in uv]
+        points = ", ".join(f"[{round(x)}, {round(y)}]" for x, y in pairs)
+        return f'[{{"points": [{points}], "label": "the box"}}]'
+    boxes = []
+    for _ in range(count):
+        d = rng.uniform(-3, 3, 4) * width / 640
+        x1, y1 = source_to_model(u1 + d[0], v1 + d[1], resized, source)
+        x2, y2 = source_to_model(u2 + d[2], v2 + d[3], resized, source)
+        boxes.append(f'{{"bbox_2d": [{round(x1)}, {round(y1)}, {round(x2)}, {round(y2)}], '
+                     f'"label": "the box"}}')
+    return "[" + ", ".join(boxes) + "]"
+
+
+def bench_overhead(width: int, height: int, count: int, task: str) -> float:
+    """Median ms of one query around an instant model: the node's frame conversion of the
+    deserialized messages (ros.frames) and run_query (resize, parse, rescale, lift / box)."""
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from mimo_embodied_ros.perception import QuerySettings, run_query
+    from mimo_embodied_ros.ros.frames import frame_from_synced
+    from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
+    from mimo_embodied_ros.ros.sync import SyncedFrame
+
+    scene = TabletopScene(width, height)
+    synced = SyncedFrame(
+        deserialize_message(serialize_message(array_to_image(textured_rgb(width, height),
+                                                             "rgb8")), Image),
+        deserialize_message(serialize_message(array_to_image(scene.depth_16uc1(), "16UC1")),
+                            Image),
+        deserialize_message(serialize_message(camera_info_from_intrinsics(scene.K)), CameraInfo),
+    )
+    backend = InstantBackend(_answers(width, height, count, task))
+    settings = QuerySettings(think=False)
+    instruction = "the box"
+    kind = "point" if task == "point" else "detect"
+
+    def query():
+        return run_query(backend, frame_from_synced(synced), instruction, kind, settings)
+
+    result = query()
+    located = result.points if task == "point" else result.objects
+    assert result.success and len(located) == count, result.message
+    return median_ms(query, min_reps=10, min_seconds=0.5)
+
+
 # Ingest: a camera publisher process and the real node ------------------------------------------
 
 
@@ -626,6 +712,16 @@ def main() -> None:
     if not args.only_delivery:
         for width, height in SIZES:
             bench_stages(width, height)
+        print("# overhead: one query around an instant model (no-think answer): the node's "
+              "conversion of the deserialized colour/depth/camera_info messages, then run_query "
+              "(smart-resize + one PIL bicubic resize, parse, rescale, depth lift or 3D box); "
+              "median ms", flush=True)
+        for task, noun in (("point", "points"), ("box3d", "boxes")):
+            for width, height in OVERHEAD_SIZES:
+                for count in ANSWER_COUNTS:
+                    ms = bench_overhead(width, height, count, task)
+                    print(f"bench overhead_{task} {width}x{height} {noun}={count} "
+                          f"median_ms={ms:.3f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="mimo_bench_") as folder:
         answers = Path(folder) / "answers.yaml"
         answers.write_text(json.dumps({"*": POINTING_REPLY}))  # JSON is valid YAML

@@ -20,6 +20,7 @@ from mimo_embodied_ros.backends.base import (
     validate_request,
 )
 from mimo_embodied_ros.core.prompts import build_messages
+from mimo_embodied_ros.core.resize import smart_resize
 from mimo_embodied_ros.core.types import ImageSize
 
 DTYPE_NAMES = ("auto", "bfloat16", "float32")
@@ -36,10 +37,13 @@ class _CancelAndReport:
         self.prompt_length = prompt_length
         self.decode = decode
         self.cancelled = False
+        self.first_token_at: float | None = None  # perf_counter() when the first token was out
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
         generated = int(input_ids.shape[1]) - self.prompt_length
         if self.request.on_progress is not None and generated % PROGRESS_EVERY_TOKENS == 1:
             text = self.decode(input_ids[0, self.prompt_length:].tolist())
@@ -77,7 +81,13 @@ def _resolve_dtype(dtype: str, device: str) -> Any:
 
 
 class TransformersBackend:
-    """Runs a local Qwen2.5-VL checkpoint folder with transformers (no remote code, no download)."""
+    """Runs a local Qwen2.5-VL checkpoint folder with transformers (no remote code, no download).
+
+    Images that already have the processor's smart-resized size (the perception query resizes
+    once, with the processor's own PIL bicubic, core.resize) go through the processor with
+    ``do_resize=False``, so each image is resized exactly once per query. Other sizes are
+    resized by the processor itself (still once).
+    """
 
     name = "transformers"
 
@@ -89,14 +99,23 @@ class TransformersBackend:
         min_pixels: int = 3136,
         max_pixels: int = 1003520,
         max_new_tokens: int = 4096,
+        *,
+        model: Any = None,
+        processor: Any = None,
     ) -> None:
+        """Load ``model_path``; or, with ``model`` and ``processor`` given (an already built
+        Qwen2_5_VLForConditionalGeneration and its processor, e.g. scripts/gpu_bench.py's
+        random-weight 7B), use them as they are and take only the name from ``model_path``."""
         import torch
         from transformers import Qwen2_5_VLForConditionalGeneration
 
-        from mimo_embodied_ros.backends.processor import load_processor
+        from mimo_embodied_ros.backends.processor import load_processor, set_pixel_range
 
         folder = Path(model_path).expanduser()
-        if not (folder / "config.json").is_file():
+        prebuilt = model is not None or processor is not None
+        if prebuilt and (model is None or processor is None):
+            raise BackendError("load", "an already built model needs its processor, and back")
+        if not prebuilt and not (folder / "config.json").is_file():
             raise BackendError(
                 "load",
                 f"model folder {str(folder)!r} does not exist or has no config.json; "
@@ -107,23 +126,35 @@ class TransformersBackend:
         self.model_id = folder.name
         self.model_path = folder
         self.max_new_tokens = int(max_new_tokens)
+        self.min_pixels, self.max_pixels = int(min_pixels), int(max_pixels)
+        # Benchmarks only (scripts/gpu_bench.py): end tokens are suppressed until this many new
+        # tokens, so an answer length can be forced. None in normal use.
+        self.forced_min_new_tokens: int | None = None
+        # Stage timings of the latest generate() (preprocess_ms, prefill_ms, decode_ms,
+        # new_tokens); prefill_ms runs to the first generated token.
+        self.last_timings: dict[str, float] = {}
         self._lock = threading.Lock()
-        try:
-            self.processor = load_processor(folder, min_pixels, max_pixels)
-            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                folder,
-                dtype=self.dtype,
-                use_safetensors=True,
-                trust_remote_code=False,
-                local_files_only=True,
-            )
-        except BackendError:
-            raise
-        except Exception as error:  # transformers raises many types; all mean "cannot load"
-            raise BackendError(
-                "load", f"could not load the model from {str(folder)!r}: {error}"
-            ) from error
-        self.model.to(self.device).eval()
+        if prebuilt:
+            self.processor, self.model = processor, model
+            set_pixel_range(self.processor, self.min_pixels, self.max_pixels)
+        else:
+            try:
+                self.processor = load_processor(folder, min_pixels, max_pixels)
+                self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+                    folder,
+                    dtype=self.dtype,
+                    use_safetensors=True,
+                    trust_remote_code=False,
+                    local_files_only=True,
+                )
+            except BackendError:
+                raise
+            except Exception as error:  # transformers raises many types; all mean "cannot load"
+                raise BackendError(
+                    "load", f"could not load the model from {str(folder)!r}: {error}"
+                ) from error
+            self.model.to(self.device)
+        self.model.eval()
         tokenizer = self.processor.tokenizer
         # Tokens that end a reply; they are cut from the text, every other token is kept.
         self._end_token_ids = {
@@ -148,6 +179,20 @@ class TransformersBackend:
             kept, skip_special_tokens=False, clean_up_tokenization_spaces=False
         )
 
+    def already_resized(self, images: list[Any]) -> bool:
+        """True when every image has exactly the size the processor's smart-resize gives it,
+        so the processor's resize would be a no-op and is skipped."""
+        for image in images:
+            height, width = int(image.shape[0]), int(image.shape[1])
+            try:
+                size = smart_resize(height, width, min_pixels=self.min_pixels,
+                                    max_pixels=self.max_pixels)
+            except ValueError:
+                return False
+            if (size.height, size.width) != (height, width):
+                return False
+        return True
+
     def generate(self, request: ModelRequest) -> ModelReply:
         """Greedy generation for one request; thread-safe (one generation at a time)."""
         from PIL import Image
@@ -162,6 +207,12 @@ class TransformersBackend:
                 if item.get("type") == "image":
                     item["image"] = next(pictures)
         max_new_tokens = min(request.max_new_tokens, self.max_new_tokens)
+        processor_kwargs: dict[str, Any] = {}
+        if request.images and self.already_resized(request.images):
+            processor_kwargs["do_resize"] = False  # resized once already, by core.resize
+        forced: dict[str, Any] = {}
+        if self.forced_min_new_tokens:
+            forced["min_new_tokens"] = min(int(self.forced_min_new_tokens), max_new_tokens)
         with self._lock:
             if request.cancel.is_set():
                 raise BackendError("cancelled", "the query was cancelled before generation")
@@ -173,7 +224,9 @@ class TransformersBackend:
                     tokenize=True,
                     return_dict=True,
                     return_tensors="pt",
+                    **processor_kwargs,
                 ).to(self.model.device)
+                preprocessed = time.perf_counter()
                 prompt_length = int(inputs["input_ids"].shape[1])
                 stopper = _CancelAndReport(request, prompt_length, self.decode_new_tokens)
                 request.report(Progress("generating"))
@@ -187,10 +240,20 @@ class TransformersBackend:
                         top_k=None,
                         repetition_penalty=1.0,
                         stopping_criteria=[stopper],
+                        **forced,
                     )
             except Exception as error:
                 raise BackendError("bad_response", f"generation failed: {error}") from error
-            model_ms = (time.perf_counter() - started) * 1000.0
+            finished = time.perf_counter()
+            model_ms = (finished - started) * 1000.0
+            first = stopper.first_token_at or finished
+            generated = int(output.shape[1]) - prompt_length
+            self.last_timings = {
+                "preprocess_ms": (preprocessed - started) * 1e3,
+                "prefill_ms": (first - preprocessed) * 1e3,
+                "decode_ms": (finished - first) * 1e3,
+                "new_tokens": float(generated),
+            }
         if stopper.cancelled:
             raise BackendError(
                 "cancelled", f"generation stopped after {model_ms / 1000:.2f} s (cancelled)"

@@ -69,7 +69,7 @@ def box_from_depth(
     *,
     min_points: int = 30,
     roi_scale: float = 1.8,
-    max_roi_points: int = 20000,
+    max_roi_points: int = 5000,
     plane_distance: float = 0.01,
     min_height: float = 0.004,
     max_height: float = 0.5,

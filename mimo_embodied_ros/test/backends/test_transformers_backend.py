@@ -184,3 +184,56 @@ def test_cancel_mid_generation_stops_within_half_a_second(tiny_qwen_dir: Path) -
         assert time.monotonic() - started < 5.0
     finally:
         long_budget.close()
+
+
+def _count_processor_resizes(backend: TransformersBackend, monkeypatch) -> list[int]:
+    calls: list[int] = []
+    image_processor = backend.processor.image_processor
+    original = image_processor.resize
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(image_processor, "resize", counting)
+    return calls
+
+
+def test_an_image_resized_by_the_node_is_not_resized_again(
+    backend: TransformersBackend, monkeypatch
+) -> None:
+    calls = _count_processor_resizes(backend, monkeypatch)
+    exact = smart_resize(300, 400, max_pixels=MAX_PIXELS)
+    assert backend.already_resized([_image(exact.height, exact.width, seed=3)])
+    reply = backend.generate(_request([_image(exact.height, exact.width, seed=3)]))
+    assert calls == [] and reply.image_sizes == [exact]
+
+    # Any other size is resized once, by the processor, to its own smart-resize.
+    assert not backend.already_resized([_image(300, 400, seed=3)])
+    reply = backend.generate(_request([_image(300, 400, seed=3)]))
+    assert calls == [1] and reply.image_sizes == [exact]
+
+
+def test_a_prebuilt_model_runs_like_the_loaded_one(backend: TransformersBackend) -> None:
+    """gpu_bench builds the model in memory and hands it over; same generation path."""
+    prebuilt = TransformersBackend("prebuilt-7b", model=backend.model,
+                                   processor=backend.processor, max_pixels=MAX_PIXELS)
+    request = _request([_image(56, 84, seed=11)], max_new_tokens=5)
+    assert prebuilt.model_id == "prebuilt-7b"
+    assert prebuilt.generate(request).text == backend.generate(request).text
+    with pytest.raises(BackendError):
+        TransformersBackend("half", model=backend.model)
+
+
+def test_forced_answer_length_and_stage_timings(backend: TransformersBackend) -> None:
+    backend.forced_min_new_tokens = 12
+    try:
+        reply = backend.generate(_request([_image(56, 84, seed=5)], max_new_tokens=12))
+    finally:
+        backend.forced_min_new_tokens = None
+    assert reply.completion_tokens == 12
+    timings = backend.last_timings
+    assert timings["new_tokens"] == 12
+    assert all(timings[key] > 0 for key in ("preprocess_ms", "prefill_ms", "decode_ms"))
+    assert sum(timings[k] for k in ("preprocess_ms", "prefill_ms", "decode_ms")) <= (
+        reply.model_ms + 1e-6)
