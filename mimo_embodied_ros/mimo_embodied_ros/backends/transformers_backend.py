@@ -53,6 +53,24 @@ class _CancelAndReport:
                           device=input_ids.device)
 
 
+def apply_chat_template(processor: Any, conversation: Any, **processor_kwargs: Any) -> Any:
+    """Tokenized model inputs of one conversation (or a batch of them) with the generation prompt.
+
+    Processor options (do_resize, padding) go in transformers 5's ``processor_kwargs``; older
+    versions take them as plain keyword arguments."""
+    import inspect
+
+    options: dict[str, Any] = dict(add_generation_prompt=True, tokenize=True, return_dict=True,
+                                   return_tensors="pt")
+    if not processor_kwargs:
+        pass
+    elif "processor_kwargs" in inspect.signature(processor.apply_chat_template).parameters:
+        options["processor_kwargs"] = processor_kwargs
+    else:
+        options.update(processor_kwargs)
+    return processor.apply_chat_template(conversation, **options)
+
+
 def _resolve_device(device: str) -> str:
     import torch
 
@@ -218,14 +236,8 @@ class TransformersBackend:
                 raise BackendError("cancelled", "the query was cancelled before generation")
             started = time.perf_counter()
             try:
-                inputs = self.processor.apply_chat_template(
-                    messages,
-                    add_generation_prompt=True,
-                    tokenize=True,
-                    return_dict=True,
-                    return_tensors="pt",
-                    **processor_kwargs,
-                ).to(self.model.device)
+                inputs = apply_chat_template(self.processor, messages, **processor_kwargs).to(
+                    self.model.device)
                 preprocessed = time.perf_counter()
                 prompt_length = int(inputs["input_ids"].shape[1])
                 stopper = _CancelAndReport(request, prompt_length, self.decode_new_tokens)
