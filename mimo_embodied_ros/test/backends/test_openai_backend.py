@@ -795,3 +795,61 @@ def test_a_server_with_the_same_cap_points_at_the_disk(grounding_servers: dict[i
     x, y = (float(v) for v in re.search(r'"points": \[\[(\d+), (\d+)\]\]', reply.text).groups())
     u, v = x * 1280 / size.width, y * 720 / size.height
     assert abs(u - DISK_CENTRE[0]) <= 1.0 and abs(v - DISK_CENTRE[1]) <= 1.0
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    """Holds every request HOLD_S (a model generating) and counts requests in flight at once."""
+
+    HOLD_S = 0.6
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length))
+        with self.server.lock:
+            self.server.in_flight += 1
+            self.server.most_in_flight = max(self.server.most_in_flight, self.server.in_flight)
+        time.sleep(self.HOLD_S)
+        with self.server.lock:
+            self.server.in_flight -= 1
+        text = body["messages"][1]["content"][-1]["text"]
+        data = json.dumps(_completion(f"answer to {text}")).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_concurrent_queries_do_not_serialize_on_one_backend() -> None:
+    """Two cameras' queries sent together through one backend reach the server together (vLLM
+    batches them) and each gets its own answer back."""
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), _SlowHandler)
+    server.lock, server.in_flight, server.most_in_flight = threading.Lock(), 0, 0
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    client = OpenAIBackend(_url(server), model="mimo", retries=0, timeout_s=10.0)
+    replies: dict[int, str] = {}
+
+    def ask(index: int) -> None:
+        request = _request([])
+        request.task_text = f"camera {index}"
+        replies[index] = client.generate(request).text
+
+    askers = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+    started = time.monotonic()
+    try:
+        for asker in askers:
+            asker.start()
+        for asker in askers:
+            asker.join(timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join(timeout=2)
+    elapsed = time.monotonic() - started
+    assert replies == {i: f"answer to camera {i}" for i in range(3)}
+    assert server.most_in_flight == 3
+    assert elapsed < 2 * _SlowHandler.HOLD_S  # sequential would take 3 x HOLD_S
