@@ -1,12 +1,23 @@
-"""CPU cost of each perception stage, and how fast the node ingests RGB-D frames (`make bench`).
+"""CPU cost of each perception stage, frame delivery, and how fast the node ingests RGB-D frames.
 
-Prints one line per measurement, `bench <stage> <W>x<H> median_ms=<value>` for the stages, then
-`bench ingest <W>x<H> fps=<value>`, `bench ingest_lag <W>x<H> frames=<value>` and
-`bench ingest_during_query <W>x<H> fps=<value>`; lines starting with `#` explain them.
+`make bench` prints one line per measurement:
+- `bench <stage> <W>x<H> median_ms=<value>`: the stages alone (decode, preprocess, parse, depth
+  lift, 3D box);
+- `bench overhead_point|overhead_box3d <W>x<H> points|boxes=<n> median_ms=<value>`: one whole
+  query around an instant model (the node's message conversion + run_query) at 640x480,
+  1280x720 and 1920x1080 with 1, 4 and 16 points or boxes in the answer;
+- `bench delivery <W>x<H> 30Hz profile=default|shm node/published=.. node/bare=..
+  bare/published=..`: RGB-D frames received per frame published, for a bare rclpy subscriber and
+  for the perception node, on the same camera publisher, without and with the shipped Fast DDS
+  profile (config/fastdds_large_images.xml, opted into with FASTRTPS_DEFAULT_PROFILES_FILE);
+- `bench ingest <W>x<H> fps=<value>`, `bench ingest_lag <W>x<H> frames=<value>` and
+  `bench ingest_during_query <W>x<H> fps=<value>` (60 Hz camera, node in this process).
+Lines starting with `#` explain them.
 
 Scenes are synthetic and built here with numpy (a textured image, a table with a box ray-cast
-into a depth image). The ingest test runs the real perception node from config/robot.yaml with the
-scripted backend, fed by a camera publisher in a separate process over loopback DDS.
+into a depth image). The delivery and ingest tests run the real perception node from
+config/robot.yaml with the scripted backend, fed by a camera publisher in a separate process over
+loopback DDS (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST).
 """
 
 from __future__ import annotations
