@@ -320,3 +320,11 @@ def test_region_replies_are_read_as_points_with_region_labels():
     parsed = parse_reply("region", text)
     assert parsed.ok and parsed.reasoning == "Sleep means bed."
     assert [(p.x, p.y, p.label) for p in parsed.points] == [(37.0, 52.0, "bedroom")]
+
+
+def test_no_think_reply_that_opens_think_and_never_closes_it_is_unfinished():
+    from mimo_embodied_ros.core.parsing import split_thinking
+
+    reasoning, answer, status = split_thinking("<think>the cup is at [10, 10] but", False)
+    assert (answer, status) == ("", "no_think_end") and "[10, 10]" in reasoning
+    assert split_thinking('[{"points": [[1, 2]]}]', False)[2] == "ok"

@@ -44,10 +44,12 @@ FRAGMENTS = [
 
 
 def expected_answer(text: str, think_mode: bool) -> str:
-    """The official rule, written independently: text after the last </think>."""
+    """The official rule, written independently: text after the last </think>; a reply that
+    opens <think> and never closes it is unfinished thinking in either mode (no answer)."""
     if "</think>" in text:
         return text.split("</think>")[-1].strip()
-    return "" if think_mode else text.strip()
+    unfinished = text.lstrip().startswith("<think>")
+    return "" if think_mode or unfinished else text.strip()
 
 
 def official_points(answer: str) -> list[tuple[float, float]]:
