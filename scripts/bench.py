@@ -48,6 +48,7 @@ for package_root in (REPO / "mimo_embodied_ros", REPO / "mimo_embodied_sim"):
 import numpy as np  # noqa: E402
 
 from mimo_embodied_ros.core.types import CameraIntrinsics  # noqa: E402
+from mimo_embodied_ros.ros.camera_topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC  # noqa: E402
 
 SIZES = ((640, 480), (1280, 720))
 CAMERA_RATE_HZ = 60.0  # the top rate of common RGB-D cameras at these resolutions
@@ -336,9 +337,9 @@ def publish_camera(width: int, height: int, rate_hz: float, max_seconds: float) 
     node = Node("bench_camera")
     qos = qos_profile_sensor_data
     publishers = (
-        node.create_publisher(Image, "/camera/color/image_raw", qos),
-        node.create_publisher(Image, "/camera/depth/image_rect_raw", qos),
-        node.create_publisher(CameraInfo, "/camera/color/camera_info", qos),
+        node.create_publisher(Image, COLOR_TOPIC, qos),
+        node.create_publisher(Image, DEPTH_TOPIC, qos),
+        node.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos),
     )
     scene = TabletopScene(width, height)
     messages = (
@@ -515,8 +516,8 @@ def bench_ingest(width: int, height: int, answers_file: str) -> None:
 # Delivery: frames received per frame published, bare subscriber and perception node ----------
 
 DELIVERY_RATE_HZ = 30.0
-DELIVERY_SETTLE_S = 1.0  # after the first frame arrives, before the window opens
-DELIVERY_WINDOW_S = 4.0
+DELIVERY_SETTLE_S = 2.0  # after the first frame arrives (node start-up done), before the window
+DELIVERY_WINDOW_S = 5.0
 DELIVERY_GRACE_S = 0.5  # frames stamped inside the window may still arrive after it closes
 PROFILE_ENV = "FASTRTPS_DEFAULT_PROFILES_FILE"  # what Fast DDS 2.x (Humble, Jazzy) reads
 PROFILE_ENV_FASTDDS3 = "FASTDDS_DEFAULT_PROFILES_FILE"  # its name from Fast DDS 3 (Kilted) on
@@ -560,11 +561,11 @@ def subscribe_bare() -> None:
             got_first.set()
         return callback
 
-    node.create_subscription(Image, "/camera/color/image_raw", keep("colour"),
+    node.create_subscription(Image, COLOR_TOPIC, keep("colour"),
                              qos_profile_sensor_data)
-    node.create_subscription(Image, "/camera/depth/image_rect_raw", keep("depth"),
+    node.create_subscription(Image, DEPTH_TOPIC, keep("depth"),
                              qos_profile_sensor_data)
-    node.create_subscription(CameraInfo, "/camera/color/camera_info", lambda msg: None,
+    node.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, lambda msg: None,
                              qos_profile_sensor_data)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -748,6 +749,9 @@ def main() -> None:
                 for width, height in SIZES:
                     bench_delivery(width, height, profile, str(answers))
         if not args.skip_ingest and not args.only_delivery:
+            # The ingest node runs in this process: it uses the shipped profile unless the
+            # environment names another (FASTRTPS_DEFAULT_PROFILES_FILE is read at rclpy.init).
+            os.environ.setdefault(PROFILE_ENV, str(LARGE_IMAGES_PROFILE))
             print(f"# ingest: perception node (robot.yaml, scripted backend) in this process, "
                   f"camera publisher in another at {CAMERA_RATE_HZ:g} Hz; fps = frames the "
                   f"node's FrameSynchronizer synced per second over {INGEST_WINDOW_S:g} s "

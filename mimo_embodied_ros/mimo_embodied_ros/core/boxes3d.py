@@ -6,8 +6,9 @@ supporting plane (fitted on a ring around the box, where the support dominates) 
 the bottom; the points standing out of it give the footprint and the height. Without a support
 plane the nearest depth cluster's oriented box is used and labelled as such.
 
-open3d and cv2 are imported when a box is fitted, not with the module, so the query path
-(perception.py) imports on a machine with only numpy and PIL (scripts/gpu_bench.py on a GPU host).
+open3d and cv2 are optional imports, so the query path (perception.py) imports on a machine
+with only numpy and PIL (scripts/gpu_bench.py on a bare GPU host); there box fitting answers the
+status "missing_dependency".
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+try:
+    import cv2
+    import open3d as o3d
+except ImportError:  # a host without them can still run point queries
+    cv2 = o3d = None
 
 from mimo_embodied_ros.core.depth import depth_to_points
 from mimo_embodied_ros.core.types import CameraIntrinsics
@@ -84,9 +91,11 @@ def box_from_depth(
     max_height above it, largest DBSCAN cluster; up = plane normal; footprint = orientation from
     cv2.minAreaRect, extents from the ``trim_percent`` / 100 - ``trim_percent`` percentiles
     (noise-proof); the box reaches down to the plane. Returns a status instead of raising:
-    "intrinsics_mismatch", "invalid_box", "box_outside_image", "no_valid_depth",
-    "too_few_points" or "degenerate_points".
+    "missing_dependency" (open3d / cv2 not installed), "intrinsics_mismatch", "invalid_box",
+    "box_outside_image", "no_valid_depth", "too_few_points" or "degenerate_points".
     """
+    if o3d is None or cv2 is None:
+        return BoxResult(None, "missing_dependency")
     height_px, width_px = depth_m.shape[:2]
     if (K_depth.width, K_depth.height) != (width_px, height_px):
         return BoxResult(None, "intrinsics_mismatch")
@@ -116,8 +125,6 @@ def box_from_depth(
     spacing = stride * float(np.median(box_points[:, 2])) / K_depth.fx
     cluster_eps = max(0.01, 4 * spacing)
 
-    import open3d as o3d
-
     o3d.utility.random.seed(seed)
     ring_points = points[~in_box]
     plane = _fit_support_plane(ring_points, plane_distance, min_points)
@@ -138,8 +145,6 @@ def _fit_support_plane(points: np.ndarray, distance: float, min_points: int) -> 
     """Dominant plane of the points (RANSAC, then least squares on its inliers), or None."""
     if points.shape[0] < max(min_points, 3):
         return None
-    import open3d as o3d
-
     step = max(1, points.shape[0] // 5000)  # RANSAC needs no more points than that
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[::step]))
     model, sample_inliers = cloud.segment_plane(
@@ -165,8 +170,6 @@ def _fit_support_plane(points: np.ndarray, distance: float, min_points: int) -> 
 
 def _largest_cluster(points: np.ndarray, eps: float, min_points: int) -> np.ndarray:
     """Points of the largest DBSCAN cluster (drops stray pixels and neighbouring objects)."""
-    import open3d as o3d
-
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
     labels = np.asarray(cloud.cluster_dbscan(eps=eps, min_points=min(min_points, 8)))
     if labels.size == 0 or labels.max() < 0:
@@ -179,8 +182,6 @@ def _box_on_plane(
     points: np.ndarray, plane: _Plane, min_points: int, eps: float, trim_percent: float
 ) -> BoxResult:
     """Gravity-aligned box of object points standing on the plane."""
-    import cv2
-
     points = _largest_cluster(points, eps, min_points)
     if points.shape[0] < min_points:
         return BoxResult(None, "too_few_points")
@@ -234,8 +235,6 @@ def _oriented_box_of_foreground(points: np.ndarray, min_points: int, eps: float)
     foreground = _largest_cluster(points[substantial[0]], eps, min_points)
     if foreground.shape[0] < max(min_points, 4):
         return BoxResult(None, "too_few_points")
-    import open3d as o3d
-
     try:
         obb = o3d.geometry.OrientedBoundingBox.create_from_points(
             o3d.utility.Vector3dVector(foreground), robust=True

@@ -8,6 +8,9 @@ here once and is checked against transformers' own implementation in the tests.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -70,13 +73,35 @@ def smart_resize(
     return ImageSize(width=resized_width, height=resized_height)
 
 
+PARALLEL_RESIZE_PIXELS = 500_000
+"""From this many source pixels the three channels are resized in parallel threads."""
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _channel_pool() -> ThreadPoolExecutor | None:
+    """Three workers (one per channel) where the machine has more than one core, else None."""
+    global _pool
+    if (os.cpu_count() or 1) < 2:
+        return None
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="resize")
+        return _pool
+
+
 def resize_for_model(rgb: np.ndarray, size: ImageSize) -> np.ndarray:
     """Resize an RGB uint8 image to ``size`` the way the Qwen2.5-VL PIL image processor does.
 
     transformers 5.x's PIL backend (used where torchvision is absent) resizes with
-    ``PIL.Image.resize(..., BICUBIC)`` on the uint8 image; the torchvision backend uses bicubic
-    with antialiasing and differs by a few grey levels. Returns the input itself when the size
-    already matches.
+    ``PIL.Image.resize(..., BICUBIC)`` on the uint8 image, as the official client-side path
+    (qwen_vl_utils) does; the torchvision backend uses bicubic with antialiasing and differs by a
+    few grey levels. Returns the input itself when the size already matches.
+
+    Large images are resized one channel per thread (PIL releases the GIL while resampling):
+    PIL computes every channel of an RGB image with the same fixed-point arithmetic as a
+    single-channel image, so the result is the same to the bit (tested against the processor),
+    in about two thirds of the time on two cores at 1280x720 (20 -> 13 ms measured).
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
@@ -84,8 +109,19 @@ def resize_for_model(rgb: np.ndarray, size: ImageSize) -> np.ndarray:
         raise ValueError(f"target size must be positive, got {size}")
     if rgb.shape[0] == size.height and rgb.shape[1] == size.width:
         return rgb
-    resized = Image.fromarray(rgb).resize((size.width, size.height), resample=Image.BICUBIC)
-    return np.asarray(resized)
+    target = (size.width, size.height)
+    pool = _channel_pool() if rgb.shape[0] * rgb.shape[1] >= PARALLEL_RESIZE_PIXELS else None
+    if pool is None:
+        return np.asarray(Image.fromarray(rgb).resize(target, resample=Image.BICUBIC))
+    resized = np.empty((size.height, size.width, 3), np.uint8)
+
+    def one_channel(channel: int) -> None:
+        plane = Image.fromarray(np.ascontiguousarray(rgb[:, :, channel]))
+        resized[:, :, channel] = np.asarray(plane.resize(target, resample=Image.BICUBIC))
+
+    for done in [pool.submit(one_channel, channel) for channel in range(3)]:
+        done.result()
+    return resized
 
 
 def model_to_source(

@@ -320,3 +320,14 @@ def test_runtime_at_vga():
     assert result.ok
     # Target ~50 ms on a 2-core CI machine; the bound leaves room for a loaded machine.
     assert float(np.median(timings)) < 0.15, timings
+
+
+def test_without_open3d_a_box_is_a_status_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosts without open3d (a bare GPU machine running gpu_bench) still import the query path."""
+    from mimo_embodied_ros.core import boxes3d
+
+    monkeypatch.setattr(boxes3d, "o3d", None)
+    K = CameraIntrinsics(fx=500.0, fy=500.0, cx=320.0, cy=240.0, width=640, height=480)
+    depth = np.full((480, 640), 1.0, np.float32)
+    result = box_from_depth(depth, K, (300, 220, 340, 260))
+    assert result.status == "missing_dependency" and result.box is None
