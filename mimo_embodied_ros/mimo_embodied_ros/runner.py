@@ -11,7 +11,7 @@ A graph file:
         plugin: mimo_embodied_ros.nodes.perception_node:PerceptionNode  # class (this runner)
         parameters: [perception.yaml]    # files in the package's config/ folder, in order
         overrides: {backend: scripted}   # flat parameter overrides (dotted names)
-        remappings: {/camera/color/image_raw: /sim/image}
+        remappings: {/camera/camera/color/image_raw: /sim/image}
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Publishes (all stamped with sim time):
 
 - /map                            nav_msgs/OccupancyGrid, transient local, once and on reset
-- /camera/color/image_raw, /camera/depth/image_rect_raw (16UC1 mm), /camera/color/camera_info
+- the RealSense topics of ros/camera_topics.py (colour, aligned depth 16UC1 mm, camera_info)
                                   at camera_rate_hz of sim time, sensor-data QoS, frame
                                   camera_color_optical_frame
 - /clock, /amcl_pose (PoseWithCovarianceStamped, map, as AMCL publishes it), /odom (Odometry)
@@ -43,6 +43,7 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from mimo_embodied_ros.core.resize import smart_resize
+from mimo_embodied_ros.ros.camera_topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
 from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_ros.ros.spin import spin_node
@@ -177,11 +178,11 @@ class ApartmentSimNode(Node):
 
         self.map_publisher = self.create_publisher(OccupancyGrid, "/map", MAP_QOS)
         self.color_publisher = self.create_publisher(
-            Image, "/camera/color/image_raw", qos_profile_sensor_data)
+            Image, COLOR_TOPIC, qos_profile_sensor_data)
         self.depth_publisher = self.create_publisher(
-            Image, "/camera/depth/image_rect_raw", qos_profile_sensor_data)
+            Image, DEPTH_TOPIC, qos_profile_sensor_data)
         self.info_publisher = self.create_publisher(
-            CameraInfo, "/camera/color/camera_info", qos_profile_sensor_data)
+            CameraInfo, CAMERA_INFO_TOPIC, qos_profile_sensor_data)
         self.clock_publisher = self.create_publisher(Clock, "/clock", qos_profile_system_default)
         self.pose_covariance = [float(v) for v in value("pose_covariance")]
         self.pose_publisher = self.create_publisher(PoseWithCovarianceStamped, "/amcl_pose",

@@ -41,6 +41,7 @@ from mimo_embodied_msgs.action import PickPlace  # noqa: E402
 from mimo_embodied_ros.core.depth import project  # noqa: E402
 from mimo_embodied_ros.core.pickplace import transform_points  # noqa: E402
 from mimo_embodied_ros.core.types import CameraIntrinsics  # noqa: E402
+from mimo_embodied_ros.ros.camera_topics import COLOR_TOPIC
 from mimo_embodied_ros.ros.images import image_msg_to_rgb  # noqa: E402
 from mimo_embodied_ros.runner import run_graph  # noqa: E402
 
@@ -112,7 +113,7 @@ class DemoClient:
         self.executor.add_node(self.node)
         self.images: list[Image] = []
         self.node.create_subscription(
-            Image, "/camera/color/image_raw", self._on_image, qos_profile_sensor_data
+            Image, COLOR_TOPIC, self._on_image, qos_profile_sensor_data
         )
         self.action = ActionClient(self.node, PickPlace, ACTION)
         self.stages: list[dict] = []

@@ -1,6 +1,6 @@
 """ROS 2 node "pickplace_sim": the MuJoCo Panda pick-and-place world on sim time.
 
-- /camera/color/image_raw, /camera/depth/image_rect_raw, /camera/color/camera_info: the fixed
+- the RealSense topics of ros/camera_topics.py (colour, aligned depth, camera_info): the fixed
   RGB-D camera (same topics, encodings and QoS as tabletop_camera), at `camera_rate_hz` of
   simulated time, frame `frame_id`; its pose in the base frame is `node.world.camera_pose_base()`.
 - /clock (simulated time, monotonic across resets), /joint_states (panda_joint1..7, fingers).
@@ -43,6 +43,7 @@ from std_srvs.srv import Trigger
 
 from mimo_embodied_msgs.action import MoveArm
 from mimo_embodied_ros.core.resize import smart_resize
+from mimo_embodied_ros.ros.camera_topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
 from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_ros.ros.spin import spin_node
@@ -130,9 +131,9 @@ class PickPlaceSimNode(Node):
         self._answers_pending_since: float | None = 0.0
 
         sensor, reliable = qos_profile_sensor_data, qos_profile_system_default
-        self.color_publisher = self.create_publisher(Image, "/camera/color/image_raw", sensor)
-        self.depth_publisher = self.create_publisher(Image, "/camera/depth/image_rect_raw", sensor)
-        self.info_publisher = self.create_publisher(CameraInfo, "/camera/color/camera_info", sensor)
+        self.color_publisher = self.create_publisher(Image, COLOR_TOPIC, sensor)
+        self.depth_publisher = self.create_publisher(Image, DEPTH_TOPIC, sensor)
+        self.info_publisher = self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, sensor)
         self.clock_publisher = self.create_publisher(Clock, "/clock", reliable)
         self.joint_publisher = self.create_publisher(JointState, "/joint_states", reliable)
 

@@ -2,10 +2,11 @@
 
 Topics (what a RealSense driver publishes, so the perception stack cannot tell the difference):
 
-- /camera/color/image_raw         sensor_msgs/Image rgb8
-- /camera/depth/image_rect_raw    sensor_msgs/Image 32FC1 metres (NaN = no return) or 16UC1
+- /camera/camera/color/image_raw         sensor_msgs/Image rgb8
+- /camera/camera/aligned_depth_to_color/image_raw
+                                  sensor_msgs/Image 32FC1 metres (NaN = no return) or 16UC1
                                   millimetres (0 = no return), registered to the colour image
-- /camera/color/camera_info       sensor_msgs/CameraInfo, plumb_bob, D = 0
+- /camera/camera/color/camera_info       sensor_msgs/CameraInfo, plumb_bob, D = 0
 - /clock                          rosgraph_msgs/Clock, the simulation time
 
 All three camera messages of one frame carry the same header (sim-time stamp, frame_id).
@@ -25,6 +26,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from mimo_embodied_ros.ros.camera_topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
 from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_ros.ros.spin import spin_node
@@ -80,11 +82,11 @@ class TabletopCameraNode(Node):
         self.frames_published = 0
 
         self.color_publisher = self.create_publisher(
-            Image, "/camera/color/image_raw", qos_profile_sensor_data)
+            Image, COLOR_TOPIC, qos_profile_sensor_data)
         self.depth_publisher = self.create_publisher(
-            Image, "/camera/depth/image_rect_raw", qos_profile_sensor_data)
+            Image, DEPTH_TOPIC, qos_profile_sensor_data)
         self.info_publisher = self.create_publisher(
-            CameraInfo, "/camera/color/camera_info", qos_profile_sensor_data)
+            CameraInfo, CAMERA_INFO_TOPIC, qos_profile_sensor_data)
         self.clock_publisher = self.create_publisher(Clock, "/clock", qos_profile_system_default)
         self.timer = self.create_timer(1.0 / rate_hz, self.publish_frame)
         k = self.scene.intrinsics()

@@ -27,6 +27,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from mimo_embodied_ros.core.prompts import visibility_question  # noqa: E402
+from mimo_embodied_ros.ros.camera_topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from mimo_embodied_ros.ros.images import image_to_array  # noqa: E402
 from mimo_embodied_sim.apartment_sim_node import MAP_QOS, ApartmentSimNode  # noqa: E402
 
@@ -47,11 +48,11 @@ def graph(tmp_path) -> Iterator[tuple[SingleThreadedExecutor, ApartmentSimNode, 
     listener.create_subscription(OccupancyGrid, "/map", inbox["map"].append, MAP_QOS)
     listener.create_subscription(PoseWithCovarianceStamped, "/amcl_pose", inbox["pose"].append,
                                  qos_profile_system_default)
-    listener.create_subscription(Image, "/camera/color/image_raw", inbox["color"].append,
+    listener.create_subscription(Image, COLOR_TOPIC, inbox["color"].append,
                                  qos_profile_sensor_data)
-    listener.create_subscription(Image, "/camera/depth/image_rect_raw", inbox["depth"].append,
+    listener.create_subscription(Image, DEPTH_TOPIC, inbox["depth"].append,
                                  qos_profile_sensor_data)
-    listener.create_subscription(CameraInfo, "/camera/color/camera_info", inbox["info"].append,
+    listener.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, inbox["info"].append,
                                  qos_profile_sensor_data)
     listener.create_subscription(Clock, "/clock", inbox["clock"].append,
                                  qos_profile_system_default)

@@ -30,6 +30,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from mimo_embodied_msgs.action import MoveArm  # noqa: E402
 from mimo_embodied_ros.core.parsing import parse_points  # noqa: E402
+from mimo_embodied_ros.ros.camera_topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from mimo_embodied_sim.pickplace import top_down_quaternion  # noqa: E402
 from mimo_embodied_sim.pickplace_sim_node import PickPlaceSimNode  # noqa: E402
 
@@ -56,9 +57,9 @@ class Graph:
         self.client = Node("pickplace_sim_test_client", context=context)
         self.messages: dict[str, list] = {"color": [], "depth": [], "info": [], "clock": [],
                                           "joints": []}
-        topics = (("color", Image, "/camera/color/image_raw", qos_profile_sensor_data),
-                  ("depth", Image, "/camera/depth/image_rect_raw", qos_profile_sensor_data),
-                  ("info", CameraInfo, "/camera/color/camera_info", qos_profile_sensor_data),
+        topics = (("color", Image, COLOR_TOPIC, qos_profile_sensor_data),
+                  ("depth", Image, DEPTH_TOPIC, qos_profile_sensor_data),
+                  ("info", CameraInfo, CAMERA_INFO_TOPIC, qos_profile_sensor_data),
                   ("clock", Clock, "/clock", qos_profile_system_default),
                   ("joints", JointState, "/joint_states", qos_profile_system_default))
         for key, message_type, topic, qos in topics:

@@ -26,13 +26,14 @@ from rclpy.qos import qos_profile_sensor_data, qos_profile_system_default  # noq
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
+from mimo_embodied_ros.ros.camera_topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from mimo_embodied_ros.ros.images import image_to_array  # noqa: E402
 from mimo_embodied_sim.tabletop_camera_node import TabletopCameraNode  # noqa: E402
 
 TOPICS = {
-    "color": ("/camera/color/image_raw", Image, qos_profile_sensor_data),
-    "depth": ("/camera/depth/image_rect_raw", Image, qos_profile_sensor_data),
-    "info": ("/camera/color/camera_info", CameraInfo, qos_profile_sensor_data),
+    "color": (COLOR_TOPIC, Image, qos_profile_sensor_data),
+    "depth": (DEPTH_TOPIC, Image, qos_profile_sensor_data),
+    "info": (CAMERA_INFO_TOPIC, CameraInfo, qos_profile_sensor_data),
     "clock": ("/clock", Clock, qos_profile_system_default),
 }
 

@@ -23,6 +23,7 @@ from std_msgs.msg import Header
 from mimo_embodied_msgs.action import Query
 from mimo_embodied_msgs.srv import Instruct
 from mimo_embodied_ros.core.types import CameraIntrinsics
+from mimo_embodied_ros.ros.camera_topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
 from mimo_embodied_ros.runner import GraphRunner, load_graph
 
@@ -52,11 +53,11 @@ class CameraFeed:
     def __init__(self, context: Context, name: str = "test_camera", prefix: str = "") -> None:
         self.node = Node(name, context=context)
         qos = qos_profile_sensor_data
-        self.image_pub = self.node.create_publisher(Image, f"{prefix}/camera/color/image_raw", qos)
-        self.depth_pub = self.node.create_publisher(Image, f"{prefix}/camera/depth/image_rect_raw",
+        self.image_pub = self.node.create_publisher(Image, prefix + COLOR_TOPIC, qos)
+        self.depth_pub = self.node.create_publisher(Image, prefix + DEPTH_TOPIC,
                                                     qos)
         self.info_pub = self.node.create_publisher(CameraInfo,
-                                                   f"{prefix}/camera/color/camera_info", qos)
+                                                   prefix + CAMERA_INFO_TOPIC, qos)
         self._stamp = 1
 
     def publish(

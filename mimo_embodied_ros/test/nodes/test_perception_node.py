@@ -333,7 +333,7 @@ def test_compressed_colour_images(perception, answers):
     harness = perception(**{"backend": "scripted", "scripted.answers_file": answers,
                             "model.max_pixels": MAX_PIXELS, "image_transport": "compressed"})
     publisher = harness.camera.node.create_publisher(
-        CompressedImage, "/camera/color/image_raw/compressed", qos_profile_sensor_data)
+        CompressedImage, "/camera/camera/color/image_raw/compressed", qos_profile_sensor_data)
     rgb, depth = scene()
     compressed = rgb_to_compressed(rgb, fmt="png")
     header = harness.publish_until_received(rgb, depth, K, image_publisher=publisher,

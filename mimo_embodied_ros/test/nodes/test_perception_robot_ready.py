@@ -14,6 +14,7 @@ from rclpy.qos import ReliabilityPolicy
 
 from mimo_embodied_ros.core.resize import smart_resize, source_to_model
 from mimo_embodied_ros.core.types import CameraIntrinsics, ImageSize
+from mimo_embodied_ros.ros.camera_topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from mimo_embodied_ros.runner import GraphRunner
 
 WIDTH, HEIGHT = 320, 240
@@ -95,9 +96,9 @@ def test_renamed_and_namespaced_nodes_serve_their_own_cameras(ros_context, tmp_p
     for side, answers in (("left", left), ("right", right)):
         entries.append({**PERCEPTION, "name": f"cam_{side}", "namespace": side,
                         "overrides": {"backend": "scripted", "scripted.answers_file": answers,
-                                      "image_topic": f"/{side}/camera/color/image_raw",
-                                      "depth_topic": f"/{side}/camera/depth/image_rect_raw",
-                                      "camera_info_topic": f"/{side}/camera/color/camera_info"}})
+                                      "image_topic": f"/{side}{COLOR_TOPIC}",
+                                      "depth_topic": f"/{side}{DEPTH_TOPIC}",
+                                      "camera_info_topic": f"/{side}{CAMERA_INFO_TOPIC}"}})
     runner = GraphRunner(entries, context=ros_context)
     client = Node("two_camera_client", context=ros_context)
     from rclpy.executors import SingleThreadedExecutor
@@ -140,7 +141,7 @@ def test_reliable_qos_is_reported_reliable_by_the_graph(perception, tmp_path):
     wait_for(lambda: harness.node._active, what="node active")
 
     def reliability() -> list:
-        infos = harness.client.get_subscriptions_info_by_topic("/camera/color/image_raw")
+        infos = harness.client.get_subscriptions_info_by_topic(COLOR_TOPIC)
         return [info.qos_profile.reliability for info in infos
                 if info.node_name == "mimo_embodied"]
 

@@ -19,6 +19,7 @@ from visualization_msgs.msg import MarkerArray
 from mimo_embodied_msgs.msg import Affordances, Objects3D
 from mimo_embodied_ros.core.resize import smart_resize
 from mimo_embodied_ros.core.types import ImageSize
+from mimo_embodied_ros.ros.camera_topics import COLOR_TOPIC
 from mimo_embodied_ros.runner import load_graph, run_graph
 from mimo_embodied_sim.answers import box_answer, pointing_answer, write_answers_file
 from mimo_embodied_sim.tabletop import TabletopScene
@@ -67,7 +68,7 @@ class SimSession:
         self.camera_headers: list = []
         self.affordances: list[Affordances] = []
         self.objects: list[Objects3D] = []
-        self.node.create_subscription(Image, "/camera/color/image_raw",
+        self.node.create_subscription(Image, COLOR_TOPIC,
                                       lambda m: self.camera_headers.append(m.header),
                                       qos_profile_sensor_data)
         self.node.create_subscription(Affordances, "/mimo_embodied/affordances",
