@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-path", default="", help="checkpoint folder (transformers)")
     parser.add_argument("--base-url", default="", help="OpenAI-compatible server (openai)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (object poses, task)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="do not record the queries (default: rosbag2 bags in OUT/recording)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     out = Path(args.out).resolve()
@@ -177,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     answers_file.write_text("{}\n")  # the simulator fills it once the scene has settled
 
     perception = {"backend": args.backend, "scripted.answers_file": str(answers_file),
-                  "debug_image.max_rate_hz": 100.0}
+                  "debug_image.max_rate_hz": 100.0,
+                  "record.folder": "" if args.no_record else str(out / "recording")}
     if args.model_path:
         perception["transformers.model_path"] = args.model_path
     if args.base_url:
@@ -195,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         context.try_shutdown()
     summary["wall_s"] = round(time.monotonic() - started, 2)
+    summary["recording"] = perception["record.folder"]  # replay: python -m mimo_embodied_ros.replay
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"demo: backend '{args.backend}' - {summary['instruction']!r}: "
           f"{'success' if summary['success'] else 'FAILED'} ({summary['message']}); "

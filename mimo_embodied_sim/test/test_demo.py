@@ -9,7 +9,7 @@ import cv2
 from mimo_embodied_sim import demo
 
 
-def test_demo_places_the_object_and_writes_summary_and_images(tmp_path):
+def test_demo_places_the_object_and_writes_summary_and_images(tmp_path, capsys):
     assert demo.main(["--out", str(tmp_path), "--seed", "3"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["backend"] == "scripted"
@@ -20,6 +20,14 @@ def test_demo_places_the_object_and_writes_summary_and_images(tmp_path):
     stages = [s["stage"] for s in summary["stages"]]
     assert stages.index("grasp") < stages.index("lift") < stages.index("place")
     assert summary["pick_point_to_object_center_m"] < 0.05
+    # The demo's queries were recorded; replayed with their recorded answers they give the same
+    # points.
+    from mimo_embodied_ros import replay
+
+    assert summary["recording"] == str(tmp_path / "recording")
+    capsys.readouterr()
+    assert replay.main([summary["recording"]]) == 0
+    assert "replay: 2 queries, 2 same within 2 px" in capsys.readouterr().out
     for name in ("before.png", "after.png"):
         image = cv2.imread(str(tmp_path / name))
         assert image is not None and image.shape[:2] == (480, 640)
