@@ -644,6 +644,21 @@ def _delivery(stamps: list[int], report_json: dict) -> Delivery:
                     n / ((end - start) * 1e-9))
 
 
+def non_loopback_tx_bytes() -> dict[str, int]:
+    """Bytes each network interface but lo has sent (Linux /proc/net/dev), to show the runs
+    keep to loopback; empty where the file does not exist."""
+    sent: dict[str, int] = {}
+    try:
+        lines = Path("/proc/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return sent
+    for line in lines:
+        name, _, fields = line.partition(":")
+        if name.strip() != "lo" and fields.split():
+            sent[name.strip()] = int(fields.split()[8])
+    return sent
+
+
 def _child(args: list[str], env: dict[str, str], **popen) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, __file__, *args], env=env, text=True,
                             stdout=subprocess.PIPE, **popen)
@@ -745,9 +760,14 @@ def main() -> None:
                   f"{PROFILE_ENV}={LARGE_IMAGES_PROFILE.relative_to(REPO)} in all three; "
                   f"profile=default: Fast DDS defaults. ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "
                   f"in both", flush=True)
+            sent_before = non_loopback_tx_bytes()
             for profile in ("default", "shm"):
                 for width, height in SIZES:
                     bench_delivery(width, height, profile, str(answers))
+            sent = {name: count - sent_before.get(name, 0)
+                    for name, count in non_loopback_tx_bytes().items()}
+            print(f"# delivery: bytes sent on non-loopback interfaces during these runs (every "
+                  f"process on the machine): {sent or 'n/a'}", flush=True)
         if not args.skip_ingest and not args.only_delivery:
             # The ingest node runs in this process: it uses the shipped profile unless the
             # environment names another (FASTRTPS_DEFAULT_PROFILES_FILE is read at rclpy.init).
