@@ -90,6 +90,9 @@ class PointAnswer:
     points: list[CameraPoint]
     success: bool
     message: str
+    # The camera pose in the base frame at that stamp ((x, y, z), (x, y, z, w)); None: the
+    # config's static extrinsic.
+    camera_pose: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,8 @@ class NavA3:
         except PoseLookupError as error:
             return None, f"no robot pose at the image stamp: {error}"
         statuses, located = [], []
+        translation, rotation = answer.camera_pose or (c.camera_translation,
+                                                       c.camera_rotation_xyzw)
         for p in answer.points:
             position = np.asarray(p.position, dtype=float)
             if not p.in_image:
@@ -300,8 +305,7 @@ class NavA3:
                 statuses.append(f"{np.linalg.norm(position):.1f} m away "
                                 f"(max {c.max_target_range_m} m)")
             else:
-                located.append(camera_point_to_map(position, pose, c.camera_translation,
-                                                   c.camera_rotation_xyzw))
+                located.append(camera_point_to_map(position, pose, translation, rotation))
         if not located:
             detail = ", ".join(statuses) or "the model gave no point"
             return None, f"depth invalid at the target: {detail}"

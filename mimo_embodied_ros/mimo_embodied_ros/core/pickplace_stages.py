@@ -57,14 +57,17 @@ class PickPlaceRequest:
 
 @dataclass
 class PerceivedPoint:
-    """A point the model gave (or an explicit one): pixel, camera-frame position, image stamp and
-    the frames kept for it (`frames`, opaque to this module; the ports read depth from it)."""
+    """A point the model gave (or an explicit one): pixel, camera-frame position, image stamp,
+    the frames kept for it (`frames`, opaque to this module; the ports read depth from it) and
+    the camera pose in the base frame at that stamp (translation, quaternion xyzw; from TF for a
+    wrist camera, so each point carries its own)."""
 
     u: float
     v: float
     camera_xyz: np.ndarray
     stamp_s: float
     frames: Any = None
+    camera_pose: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -102,7 +105,7 @@ class PickPlacePorts(Protocol):
 
     def explicit_point(self, xyz: np.ndarray, frame_id: str, stage: str) -> PerceivedPoint: ...
 
-    def to_base(self, camera_xyz: np.ndarray) -> np.ndarray: ...
+    def to_base(self, point: PerceivedPoint) -> np.ndarray: ...  # base frame, at its stamp
 
     def local_cloud(self, point: PerceivedPoint) -> np.ndarray: ...  # base frame, (N, 3)
 
@@ -185,8 +188,8 @@ class PickPlaceStages:
     def _grasp(self, ctx: _Context) -> str:
         self.ports.feedback("planning", "computing the grasp and the stage poses", 0.15)
         assert ctx.pick is not None and ctx.place is not None
-        pick_base = self.ports.to_base(ctx.pick.camera_xyz)
-        place_base = self.ports.to_base(ctx.place.camera_xyz)
+        pick_base = self.ports.to_base(ctx.pick)
+        place_base = self.ports.to_base(ctx.place)
         cloud = self.ports.local_cloud(ctx.pick)
         result = compute_grasp(cloud, pick_base, self.grasp_settings, UP)
         if not result.ok:

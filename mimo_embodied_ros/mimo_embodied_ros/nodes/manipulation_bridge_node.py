@@ -5,13 +5,15 @@ the bowl"), or object and place descriptions, or explicit points (`use_points`; 
 frame). The stages are the ROS-free state machine core/pickplace_stages.py; this node wires its
 ports: the perception node's `~/query` action (task "point"); the depth of the image the model
 saw, held from the moment the query is sent (ros/depth_buffer.py, paired within `sync_slop_s`,
-the perception node's tolerance); the extrinsic `camera_to_base.*` (no tf2 here); `~/targets`,
-`~/markers`, `~/collision_object`; the executor named by `executor` (moveit | sim | none).
+the perception node's tolerance); the camera pose in the base frame at the stamp of the image
+the model saw (`camera_pose_source`: TF per query, so a wrist camera works, or the static
+`camera_to_base.*`; ros/tf_lookup.py); `~/targets`, `~/markers`, `~/collision_object`,
+`/diagnostics`; the executor named by `executor` (moveit | sim | none).
 
 Nothing moves before an operator says so: the default executor is `none` (result executed=false);
-`moveit` is refused while `camera_to_base` is the placeholder (identity). One goal at a time: a
-second one is aborted at once with failed_stage "busy" and the reason. A cancel, or the node
-shutting down, cancels the arm motion in flight.
+`moveit` is refused while the camera pose is the static placeholder (identity) and TF is not
+used. One goal at a time: a second one is aborted at once with failed_stage "busy" and the
+reason. A cancel, or the node shutting down, cancels the arm motion in flight.
 
     ros2 action send_goal /manipulation_bridge/pick_place mimo_embodied_msgs/action/PickPlace \
       "{instruction: 'put the red cube in the bowl'}" --feedback
@@ -25,30 +27,26 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import Marker, MarkerArray
 
 from mimo_embodied_msgs.action import PickPlace
-from mimo_embodied_msgs.msg import AffordancePoint, PickPlaceTarget
+from mimo_embodied_msgs.msg import PickPlaceTarget
 from mimo_embodied_ros.core.grasp import GraspSettings
 from mimo_embodied_ros.core.pickplace import (
     MotionSettings,
     WorkspaceLimits,
     placeholder_extrinsic,
-    transform_points,
 )
 from mimo_embodied_ros.core.pickplace_stages import (
-    PerceivedPoint,
     PickPlaceOutcome,
     PickPlaceStages,
     PlannedTarget,
-    StageFailure,
-    local_cloud,
 )
 from mimo_embodied_ros.executors import (
     EXECUTOR_PARAMETERS,
@@ -57,13 +55,19 @@ from mimo_embodied_ros.executors import (
     create_executor,
 )
 from mimo_embodied_ros.ros import manipulation_markers as mm
-from mimo_embodied_ros.ros.depth_buffer import FrameBuffer, FrameHold
-from mimo_embodied_ros.ros.images import intrinsics_from_camera_info
+from mimo_embodied_ros.ros.depth_buffer import FrameBuffer
+from mimo_embodied_ros.ros.manipulation_ports import BridgePorts
+from mimo_embodied_ros.ros.node_diagnostics import (
+    GoalTracker,
+    age_text,
+    input_age,
+    publish_diagnostics,
+)
 from mimo_embodied_ros.ros.params import declare_from_config
 from mimo_embodied_ros.ros.qos import qos_by_name
-from mimo_embodied_ros.ros.query_client import QueryClient, QueryError
+from mimo_embodied_ros.ros.query_client import QueryClient
 from mimo_embodied_ros.ros.spin import spin_node
-from mimo_embodied_ros.ros.sync import stamp_seconds
+from mimo_embodied_ros.ros.tf_lookup import TfLookupError, camera_pose_for
 
 NODE_NAME = "manipulation_bridge"
 SHUTDOWN_WAIT_S = 5.0  # how long destroy_node waits for a cancelled motion to stop
@@ -81,7 +85,14 @@ PARAMETERS: dict[str, str] = {
     "frame_window_s": "Seconds of depth frames (by stamp) buffered, and kept after a query is "
                       "sent, for the frame the model saw.",
     "depth_wait_s": "How long to wait for the depth frame of an answer's stamp.",
-    "camera_frame": "Camera optical frame id (explicit points may use it).",
+    "camera_frame": "Camera optical frame id (explicit points may use it; TF looks up the "
+                    "image header's frame, this one when the header has none).",
+    "camera_pose_source": "Camera pose in base_frame: auto (tf when tf2_ros is installed, else "
+                          "static), tf (TF at each image's stamp: wrist cameras), static "
+                          "(camera_to_base). Read at start.",
+    "tf_timeout_s": "Max wait for the TF camera pose at an image stamp, seconds.",
+    "diagnostics_period_s": "Period of /diagnostics status, seconds.",
+    "stale_after_s": "Diagnostics WARN when no depth image arrived for this long, seconds.",
     "base_frame": "Arm base frame: every pose is computed and sent in it.",
     "camera_to_base.translation": "Camera optical frame origin in the base frame [x, y, z], m.",
     "camera_to_base.rotation_xyzw": "Camera optical frame orientation in the base frame.",
@@ -127,6 +138,14 @@ class ManipulationBridgeNode(Node):
         self.create_subscription(CameraInfo, self.param("camera_info_topic"),
                                  self.frames.add_camera_info, qos, callback_group=sensor_group)
         self._targets_pub = self.create_publisher(PickPlaceTarget, "~/targets", 10)
+        self.tracker = GoalTracker()
+        try:
+            self.camera_pose = camera_pose_for(self, self.camera_to_base)
+        except (ValueError, TfLookupError) as error:
+            self.get_logger().fatal(str(error))
+            raise ExecutorConfigurationError(str(error)) from None
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(float(self.param("diagnostics_period_s")), self._publish_diagnostics)
         self._markers_pub = self.create_publisher(MarkerArray, "~/markers", 10)
         kind = self.param("executor")
         try:
@@ -147,7 +166,8 @@ class ManipulationBridgeNode(Node):
             cancel_callback=lambda _: CancelResponse.ACCEPT,
             callback_group=ReentrantCallbackGroup(),
         )
-        self.get_logger().info(f"ready: executor '{kind}', base frame '{self.param('base_frame')}'")
+        self.get_logger().info(f"ready: executor '{kind}', base frame '{self.param('base_frame')}'"
+                               f", camera pose: {self.camera_pose.describe()}")
 
     def param(self, name: str) -> Any:
         return self.get_parameter(name).value
@@ -159,19 +179,20 @@ class ManipulationBridgeNode(Node):
 
     def _refusal(self, kind: str) -> str | None:
         """Why the executor `kind` may not move the arm now (None: it may)."""
-        if kind != "moveit":
+        if kind != "moveit" or self.camera_pose.source == "tf":
             return None
         why = placeholder_extrinsic(self.param("camera_to_base.translation"),
                                     self.param("camera_to_base.rotation_xyzw"))
         if why is None:
             return None
-        return (f"executor 'moveit' refused: {why}, and this bridge has no TF lookup of the "
-                "camera pose; set camera_to_base.translation / rotation_xyzw to your hand-eye "
-                "calibration (check the poses with executor 'none' in RViz first)")
+        return (f"executor 'moveit' refused: {why}, and the camera pose does not come from TF "
+                "(camera_pose_source static, or auto without tf2_ros); set camera_pose_source "
+                "tf, or camera_to_base.translation / rotation_xyzw to your hand-eye calibration "
+                "(check the poses with executor 'none' in RViz first)")
 
     def _stages(self, handle: ServerGoalHandle) -> PickPlaceStages:
         """The stage machine for one goal, with settings read now (parameter changes apply)."""
-        return PickPlaceStages(_Ports(self, handle), GraspSettings(**self._group("grasp.",
+        return PickPlaceStages(BridgePorts(self, handle), GraspSettings(**self._group("grasp.",
                                GraspSettings)), MotionSettings(**self._group("motion.",
                                MotionSettings)), WorkspaceLimits(**self._group("workspace.",
                                WorkspaceLimits)))
@@ -188,6 +209,16 @@ class ManipulationBridgeNode(Node):
         rotation = np.asarray(self.param("camera_to_base.rotation_xyzw"), dtype=float)
         return translation, rotation / np.linalg.norm(rotation)
 
+    def _publish_diagnostics(self) -> None:
+        age, problems = input_age(self.frames.last_depth_monotonic,
+                                  f"depth image on {self.param('depth_topic')}",
+                                  float(self.param("stale_after_s")))
+        values = {"executor": self._executor.kind, "camera_pose_source": self.camera_pose.source,
+                  "camera_pose": self.camera_pose.describe(), "depth_age_s": age_text(age),
+                  "frames_buffered": str(self.frames.buffered()), **self.tracker.values()}
+        publish_diagnostics(self, self._diagnostics_pub, f"{self.get_name()}: manipulation",
+                            values, problems)
+
     # Action ------------------------------------------------------------------------------------
 
     def _execute(self, handle: ServerGoalHandle) -> PickPlace.Result:
@@ -195,12 +226,19 @@ class ManipulationBridgeNode(Node):
             message = ("busy: another pick-and-place goal is running; this goal was not started "
                        "(cancel the running goal or wait for its result)")
             self.get_logger().warning(f"pick_place goal refused: {message}")
+            self.tracker.refused(message)
             handle.abort()
             return PickPlace.Result(success=False, executed=False, failed_stage="busy",
                                     message=message)
+        self.tracker.start(handle.request.instruction or handle.request.object_description
+                           or "explicit points")
+        result = PickPlace.Result(message="internal error")
         try:
-            return self._run(handle)
+            result = self._run(handle)
+            return result
         finally:
+            self.tracker.finish("succeeded" if result.success else "cancelled" if
+                                result.failed_stage == "cancelled" else "failed", result.message)
             self._busy.release()
 
     def _run(self, handle: ServerGoalHandle) -> PickPlace.Result:
@@ -269,106 +307,6 @@ class ManipulationBridgeNode(Node):
         self._executor.close()
         self._action.destroy()
         super().destroy_node()
-
-
-class _Ports:
-    """The stage machine's ports for one goal (core.pickplace_stages.PickPlacePorts)."""
-
-    def __init__(self, node: ManipulationBridgeNode, handle: ServerGoalHandle) -> None:
-        self.node, self.handle = node, handle
-
-    def feedback(self, stage: str, message: str, progress: float) -> None:
-        self.handle.publish_feedback(PickPlace.Feedback(stage=stage, message=message,
-                                                        progress=float(progress)))
-
-    def cancel_requested(self) -> bool:
-        return self.handle.is_cancel_requested or self.node._stopping.is_set()
-
-    def perceive(self, description: str, stage: str, role: str) -> PerceivedPoint:
-        """The first point with valid depth the model gives, with a hold on its frames."""
-        node = self.node
-        timeout = float(node.param("perception_timeout_s"))
-        hold = node.frames.hold()  # before the query: the frame it runs on is kept
-        try:
-            response = node.query_client().ask(description, "point", timeout,
-                                               thinking=node.param("query_thinking"),
-                                               should_stop=self.cancel_requested)
-            points: list[AffordancePoint] = list(response.affordances.points)
-            if not points:
-                why = response.message if not response.success else (
-                    f"the model gave no point (answer: '{response.affordances.answer[:80]}')")
-                raise StageFailure(stage, f"{role} '{description}' not found: {why}")
-            valid = [p for p in points if p.in_image and p.depth_valid]
-            if not valid:
-                reasons = ", ".join(sorted({p.status for p in points}))
-                raise StageFailure(stage, f"{role} point for '{description}' is invalid: "
-                                   f"{reasons} ({len(points)} point(s), none in the image with "
-                                   "valid depth)")
-        except QueryError as error:
-            hold.release()
-            raise StageFailure(stage, f"perception: {error} (perception timeout "
-                                      f"{timeout:g} s)") from None
-        except BaseException:
-            hold.release()
-            raise
-        p = valid[0]
-        return PerceivedPoint(p.u, p.v, np.array([p.position.x, p.position.y, p.position.z]),
-                              stamp_seconds(response.affordances.header.stamp), hold)
-
-    def explicit_point(self, xyz: np.ndarray, frame_id: str, stage: str) -> PerceivedPoint:
-        """A goal's point in the camera frame, its pixel projected in the newest frame."""
-        node = self.node
-        frame = frame_id or node.param("base_frame")
-        translation, rotation = node.camera_to_base()
-        if frame == node.param("base_frame"):
-            xyz = Rotation.from_quat(rotation).inv().apply(xyz - translation)
-        elif frame != node.param("camera_frame"):
-            raise StageFailure(stage, f"point frame '{frame}' is neither the base frame "
-                               f"'{node.param('base_frame')}' nor the camera frame "
-                               f"'{node.param('camera_frame')}' (no tf2 here)")
-        if xyz[2] <= 0:
-            raise StageFailure(stage, "the explicit point is behind the camera")
-        hold = node.frames.hold()
-        newest = hold.at(None, 0.0)
-        if newest is None:
-            hold.release()
-            raise StageFailure(stage, f"no depth frame received yet on {node.param('depth_topic')}")
-        k = intrinsics_from_camera_info(newest.camera_info)
-        return PerceivedPoint(k.fx * xyz[0] / xyz[2] + k.cx, k.fy * xyz[1] / xyz[2] + k.cy, xyz,
-                              newest.stamp_s, hold)
-
-    def to_base(self, camera_xyz: np.ndarray) -> np.ndarray:
-        return transform_points(camera_xyz, *self.node.camera_to_base())
-
-    def local_cloud(self, point: PerceivedPoint) -> np.ndarray:
-        """Base-frame points of the depth pixels within cloud.radius_m around the pick point,
-        from the depth frame of the image the model saw (held since the query was sent)."""
-        node = self.node
-        slop = float(node.param("sync_slop_s"))
-        hold: FrameHold = point.frames
-        found = hold.at(point.stamp_s, slop, wait_s=float(node.param("depth_wait_s")))
-        if found is None:
-            raise StageFailure("grasp", f"no depth frame within {slop:g} s (sync_slop_s) of the "
-                               f"image stamp {point.stamp_s:.3f}: held {hold.describe()}; "
-                               f"buffered now {node.frames.describe()} from "
-                               f"{node.param('depth_topic')}")
-        try:
-            depth_m, k = found.arrays()
-        except ValueError as error:
-            raise StageFailure("grasp", f"depth frame rejected: {error}") from error
-        return local_cloud(depth_m, k, point, float(node.param("cloud.radius_m")),
-                           int(node.param("cloud.stride")), *node.camera_to_base())
-
-    def publish(self, target: PlannedTarget) -> None:
-        self.node.publish(target)
-
-    def execute(self, target: PlannedTarget, on_stage: Callable[[str, str, float], None],
-                should_cancel: Callable[[], bool]) -> Any:
-        return self.node.execute_plan(target, on_stage, should_cancel)
-
-    def release(self, point: PerceivedPoint) -> None:
-        if isinstance(point.frames, FrameHold):
-            point.frames.release()
 
 
 def main(args: list[str] | None = None) -> None:

@@ -5,8 +5,11 @@ approach), reported as action feedback. Model calls go through the perception no
 action (ros/query_client.py) in the action's own thread, never in a subscription callback; the
 base moves only through goals (ros/base_motion.py: turns in place are goals too); the robot pose
 comes from /amcl_pose (PoseWithCovarianceStamped, as AMCL publishes it) or TF, into a pose
-history that covers the longest model wait. Every failure ends the action with the stage and a
-readable reason; cancellation and shutdown stop the base (goal cancelled, then zero velocity).
+history that covers the longest model wait; the camera pose in the base frame comes from TF at
+each image's stamp or from the static camera_to_base (camera_pose_source, ros/tf_lookup.py).
+Every failure ends the action with the stage and a readable reason; cancellation and shutdown
+stop the base (goal cancelled, then zero velocity). /diagnostics reports the stage, the pose age,
+the camera pose source and the goals by outcome (ros/navigator_io.py is the stages' ROS view).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from contextlib import suppress
 from typing import Any
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PointStamped, PoseStamped, PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -28,48 +32,33 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from mimo_embodied_msgs.action import NavigateTo, Query
+from mimo_embodied_msgs.action import NavigateTo
 from mimo_embodied_msgs.msg import NavigationGoal
 from mimo_embodied_ros.core import navmap
 from mimo_embodied_ros.core.nava3_stages import (
-    CameraPoint,
     NavA3,
     NavA3Config,
     NavA3Run,
-    PointAnswer,
-    RegionAnswer,
-    RegionPoint,
     StageCancelled,
     StageFailure,
 )
 from mimo_embodied_ros.core.navmap import GridSpec
-from mimo_embodied_ros.core.parsing import parse_region_target
 from mimo_embodied_ros.core.pose_buffer import Pose2D, PoseBuffer
-from mimo_embodied_ros.ros.base_motion import (
-    BaseMotion,
-    MotionConfig,
-    MotionFailed,
-    MotionStopped,
-    wait_until,
-)
-from mimo_embodied_ros.ros.images import array_to_image
+from mimo_embodied_ros.ros.base_motion import BaseMotion, MotionConfig
 from mimo_embodied_ros.ros.nav2_adapter import Nav2GoalSender, Nav2UnavailableError
-from mimo_embodied_ros.ros.navigation_markers import (
-    navigation_goal_msg,
-    navigation_markers,
-    planar_pose,
-    pose_stamped,
-)
+from mimo_embodied_ros.ros.navigation_markers import planar_pose, pose_stamped
+from mimo_embodied_ros.ros.navigator_io import NavigatorIo
+from mimo_embodied_ros.ros.node_diagnostics import GoalTracker, age_text, publish_diagnostics
 from mimo_embodied_ros.ros.params import declare_from_config
-from mimo_embodied_ros.ros.query_client import QueryClient, QueryError
+from mimo_embodied_ros.ros.query_client import QueryClient
 from mimo_embodied_ros.ros.spin import spin_node
 from mimo_embodied_ros.ros.sync import stamp_seconds
+from mimo_embodied_ros.ros.tf_lookup import CameraPose, TfLookupError, camera_pose_for
 from mimo_embodied_ros.ros.tf_pose import TfPoseSampler, TfUnavailableError
 
 NODE_NAME = "navigator"
 STAGE_CANCELLED = "cancelled"
 STAGE_SETUP = "setup"
-INPUT_WAIT_S = 5.0  # wait for a first map and pose before failing a navigation
 
 # name -> description; defaults are in config/navigation.yaml (ros/params.py).
 PARAMETERS: dict[str, str] = {
@@ -79,7 +68,7 @@ PARAMETERS: dict[str, str] = {
     "robot_pose_topic": "geometry_msgs/PoseWithCovarianceStamped of the base in the map frame "
                         "(AMCL's /amcl_pose).",
     "robot_pose_source": "Where the base pose comes from: topic (robot_pose_topic) or tf.",
-    "base_frame": "Robot base frame looked up in TF (robot_pose_source tf).",
+    "base_frame": "Robot base frame looked up in TF (robot_pose_source tf; the camera pose).",
     "tf_rate_hz": "Rate of TF lookups of map -> base_frame (robot_pose_source tf).",
     "goal_pose_topic": "geometry_msgs/PoseStamped goals (what stock Nav2 listens to).",
     "cmd_vel_topic": "geometry_msgs/Twist: only a zero twist, after the goal has ended.",
@@ -114,6 +103,13 @@ PARAMETERS: dict[str, str] = {
     "pose_buffer.tolerance_s": "Max distance of an image stamp outside that history, seconds.",
     "camera_to_base.translation": "Camera optical frame origin in base_link (m).",
     "camera_to_base.rotation_xyzw": "Optical frame orientation in base_link (x, y, z, w).",
+    "camera_pose_source": "Camera pose in base_frame: auto (tf when tf2_ros is installed, else "
+                          "static), tf (TF at each image's stamp), static (camera_to_base). Read "
+                          "at start.",
+    "camera_frame": "Camera optical frame for TF when the image header has none.",
+    "tf_timeout_s": "Max wait for the TF camera pose at an image stamp, seconds.",
+    "diagnostics_period_s": "Period of /diagnostics status, seconds.",
+    "stale_after_s": "Diagnostics WARN when the newest robot pose is older than this, seconds.",
 }
 
 
@@ -138,14 +134,21 @@ class NavigatorNode(Node):
         self.create_subscription(OccupancyGrid, p("map_topic"), self._on_map, map_qos,
                                  callback_group=self._io_group)
         self._setup_error = ""
+        self.tracker = GoalTracker()
+        self.camera_pose = CameraPose("static", self._camera_to_base, lambda: p("base_frame"),
+                                      lambda: p("camera_frame"), lambda: p("tf_timeout_s"))
+        try:
+            self.camera_pose = camera_pose_for(self, self._camera_to_base)
+        except (ValueError, TfLookupError) as error:
+            self._setup_error = str(error)
         if p("robot_pose_source") == "tf":
             try:
                 self._tf_poses = TfPoseSampler(self, self._add_pose, p("map_frame"),
                                                p("base_frame"), p("tf_rate_hz"), self._io_group)
             except TfUnavailableError as error:
-                self._setup_error = str(error)
+                self._setup_error = self._setup_error or str(error)
         else:
-            if p("robot_pose_source") != "topic":
+            if p("robot_pose_source") != "topic" and not self._setup_error:
                 self._setup_error = ("robot_pose_source must be 'topic' or 'tf', not "
                                      f"'{p('robot_pose_source')}'")
             # Best effort matches reliable (AMCL: reliable, transient local) and best-effort
@@ -163,7 +166,7 @@ class NavigatorNode(Node):
             try:
                 nav2 = Nav2GoalSender(self, p("nav2_action_name"), self._io_group)
             except Nav2UnavailableError as error:
-                self._setup_error = str(error)
+                self._setup_error = self._setup_error or str(error)
         elif p("goal_interface") != "goal_pose" and not self._setup_error:
             self._setup_error = (f"goal_interface must be 'goal_pose' or 'nav2_action', "
                                  f"not '{p('goal_interface')}'")
@@ -176,6 +179,8 @@ class NavigatorNode(Node):
             self._poses, self._io_group, nav2)
         if self._setup_error:
             self.get_logger().error(self._setup_error)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(float(p("diagnostics_period_s")), self._publish_diagnostics)
         self._server = ActionServer(
             self, NavigateTo, "~/navigate_to", execute_callback=self._execute,
             goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
@@ -199,6 +204,32 @@ class NavigatorNode(Node):
             approach_timeout_s=p("arrival.approach_timeout_s"),
             camera_translation=tuple(p("camera_to_base.translation")),
             camera_rotation_xyzw=tuple(p("camera_to_base.rotation_xyzw")))
+
+    def _camera_to_base(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.asarray(self.param("camera_to_base.translation"), dtype=float),
+                np.asarray(self.param("camera_to_base.rotation_xyzw"), dtype=float))
+
+    def _publish_diagnostics(self) -> None:
+        latest, problems = self._poses.latest(), []
+        age = None if latest is None else self.get_clock().now().nanoseconds * 1e-9 - latest[0]
+        source = self.param("robot_pose_source")
+        where = (f"TF {self.param('map_frame')} -> {self.param('base_frame')}" if source == "tf"
+                 else self.param("robot_pose_topic"))
+        if self._setup_error:
+            problems.append(self._setup_error)
+        if age is None:
+            problems.append(f"no robot pose received ({where})")
+        elif age > float(self.param("stale_after_s")):
+            problems.append(f"robot pose stale: the newest is {age:.1f} s old ({where})")
+        if self._map is None:
+            problems.append(f"no map received on {self.param('map_topic')}")
+        values = {"robot_pose_source": source, "pose_age_s": age_text(age),
+                  "map": "ok" if self._map is not None else "missing",
+                  "camera_pose_source": self.camera_pose.source,
+                  "camera_pose": self.camera_pose.describe(),
+                  "goal_interface": self.param("goal_interface"), **self.tracker.values()}
+        publish_diagnostics(self, self._diagnostics_pub, f"{self.get_name()}: navigation",
+                            values, problems)
 
     # Inputs (callbacks only store) ----------------------------------------------------------
 
@@ -235,6 +266,7 @@ class NavigatorNode(Node):
     def _on_goal(self, _request: NavigateTo.Goal) -> GoalResponse:
         if self._busy.locked() or self._closing:
             self.get_logger().warning("navigation refused: another one is running")
+            self.tracker.refused("another navigation is running")
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 
@@ -244,10 +276,11 @@ class NavigatorNode(Node):
             goal_handle.abort()
             return self._result(run, False, STAGE_SETUP, "another navigation is running")
         success, stage, message = False, "", ""
+        self.tracker.start(run.instruction)
         try:
             if self._setup_error:
                 raise StageFailure(STAGE_SETUP, self._setup_error)
-            NavA3(self._config(), _RosIo(self, goal_handle)).run(run)
+            NavA3(self._config(), NavigatorIo(self, goal_handle)).run(run)
             success, message = True, f"reached the {run.target} ({run.region})"
         except StageCancelled:
             stage, message = STAGE_CANCELLED, "navigation cancelled"
@@ -258,6 +291,9 @@ class NavigatorNode(Node):
         finally:
             if not success:
                 self.motion.stop(wait=not self._closing)
+            self.tracker.finish("succeeded" if success else "cancelled" if stage ==
+                                STAGE_CANCELLED else "failed", f"{stage + ': ' if stage else ''}"
+                                f"{message}")
             self._busy.release()
         with suppress(Exception):  # the node may be shutting down
             if success:
@@ -298,112 +334,6 @@ class NavigatorNode(Node):
         with suppress(Exception):
             self.motion.stop(wait=False)
         super().destroy_node()
-
-
-class _RosIo:
-    """The NavA3 stages' view of the robot and the model, over the node's ROS interfaces."""
-
-    def __init__(self, node: NavigatorNode, handle: ServerGoalHandle) -> None:
-        self.node, self.handle = node, handle
-        self.goals: list[NavigationGoal] = []
-        self.current_goal = PoseStamped()
-
-    def should_stop(self) -> bool:
-        return self.handle.is_cancel_requested or self.node.stopping()
-
-    def _waiting(self, call: Any, stage: str) -> Any:
-        try:
-            return call()
-        except MotionStopped:
-            raise StageCancelled() from None
-        except (MotionFailed, RuntimeError) as error:
-            raise StageFailure(stage, str(error)) from None
-
-    def map(self) -> tuple[np.ndarray, GridSpec] | None:
-        with suppress(TimeoutError, MotionStopped):  # right after start-up: on their way
-            wait_until(self.node, lambda: self.node._map is not None and self.pose() is not None,
-                       INPUT_WAIT_S, self.should_stop, wall_clock=True)
-        if self.should_stop():
-            raise StageCancelled()
-        with self.node._map_lock:
-            return self.node._map
-
-    def pose(self) -> Pose2D | None:
-        return self.node.motion.pose()
-
-    def pose_at(self, stamp_s: float) -> Pose2D:
-        return self.node._poses.at(stamp_s)
-
-    def _ask(self, stage: str, task: str, instruction: str, image: Image | None = None) -> (
-            Query.Result):
-        try:
-            response = self.node._query.ask(instruction, task, self.node.param("query_timeout_s"),
-                                            image=image, should_stop=self.should_stop)
-        except QueryError as error:
-            if error.reason == "stopped":
-                raise StageCancelled() from None
-            raise StageFailure(stage, str(error)) from None
-        if response is None:
-            raise StageFailure(stage, f"the {task} query returned nothing")
-        # A failed query with points (e.g. all outside the image) is judged by the stages.
-        if not response.success and not response.affordances.points:
-            raise StageFailure(stage, f"the {task} query failed: {response.message}")
-        return response
-
-    def ask_region(self, instruction: str, image: np.ndarray) -> RegionAnswer:
-        message = array_to_image(image, "rgb8", self.node._map_header())
-        self.node._map_image_pub.publish(message)
-        r = self._ask("map_reasoning", "region", instruction, message)
-        points = [RegionPoint(p.u, p.v, p.u_model, p.v_model, p.in_image, p.label)
-                  for p in r.affordances.points]
-        return RegionAnswer(points, r.answer, r.reasoning, parse_region_target(r.answer) or "",
-                            r.parse_status, r.message)
-
-    def ask_choice(self, question: str) -> str:
-        return self._ask("scanning", "choice", question).answer
-
-    def ask_point(self, target: str) -> PointAnswer:
-        r = self._ask("scanning", "point", target)
-        points = [CameraPoint((p.position.x, p.position.y, p.position.z), p.in_image,
-                              p.depth_valid, p.status) for p in r.affordances.points]
-        return PointAnswer(stamp_seconds(r.affordances.header.stamp), points, r.success,
-                           r.message)
-
-    def drive(self, stage: str, x: float, y: float, yaw: float, timeout_s: float) -> None:
-        self.current_goal = pose_stamped(self.node.param("map_frame"),
-                                         self.node.get_clock().now().to_msg(),
-                                         planar_pose(x, y, yaw))
-        self.feedback(stage, f"driving to ({x:.2f}, {y:.2f})")
-        self._waiting(lambda: self.node.motion.go(x, y, yaw, timeout_s, self.should_stop), stage)
-
-    def turn_to(self, stage: str, yaw: float) -> None:
-        self._waiting(lambda: self.node.motion.turn_to(yaw, self.should_stop), stage)
-
-    def settle(self, seconds: float) -> None:
-        if seconds > 0.0:
-            with suppress(TimeoutError):
-                self._waiting(lambda: wait_until(self.node, lambda: False, seconds,
-                                                 self.should_stop), "scanning")
-
-    def feedback(self, stage: str, message: str) -> None:
-        self.node.get_logger().info(f"[{stage}] {message}")
-        self.handle.publish_feedback(NavigateTo.Feedback(stage=stage, message=message,
-                                                         current_goal=self.current_goal))
-
-    def goal_chosen(self, kind: str, goal: Pose2D, point: tuple[float, float, float],
-                    run: NavA3Run) -> None:
-        header = self.node._map_header()
-        msg = navigation_goal_msg(header, kind, run.target, run.region,
-                                  planar_pose(goal.x, goal.y, goal.yaw),
-                                  Point(x=float(point[0]), y=float(point[1]), z=float(point[2])),
-                                  run.reasoning)
-        self.goals.append(msg)
-        self.node._goals_pub.publish(msg)
-        self.node._markers_pub.publish(navigation_markers(header, self.goals,
-                                                          self.node._config().regions))
-        self.node.get_logger().info(f"'{run.instruction}': {kind} goal ({goal.x:.2f}, "
-                                    f"{goal.y:.2f}), region '{run.region}', target "
-                                    f"'{run.target}'")
 
 
 def main(args: list[str] | None = None) -> None:

@@ -155,6 +155,7 @@ class FrameBuffer:
         self._frames = _Frames()
         self._holds: list[FrameHold] = []
         self.received = {"depth": 0, "camera_info": 0}
+        self.last_depth_monotonic: float | None = None  # when the newest depth image arrived
 
     def add_depth(self, msg: Any) -> None:
         self._add("depths", msg)
@@ -166,6 +167,8 @@ class FrameBuffer:
         key = _stamp_ns(msg)
         with self.lock:
             self.received["depth" if table == "depths" else "camera_info"] += 1
+            if table == "depths":
+                self.last_depth_monotonic = time.monotonic()
             newest = self._frames.newest_ns()
             if newest is not None and key < newest - 10 * self.window_ns():
                 self._frames = _Frames()  # the clock went back (a simulator restarted)
@@ -200,6 +203,11 @@ class FrameBuffer:
     def open_holds(self) -> int:
         with self.lock:
             return len(self._holds)
+
+    def buffered(self) -> int:
+        """Depth frames buffered now."""
+        with self.lock:
+            return len(self._frames.depths)
 
     def describe(self) -> str:
         with self.lock:

@@ -65,8 +65,8 @@ class FakePorts:
     def explicit_point(self, xyz, frame_id, stage):
         return PerceivedPoint(0, 0, xyz, 0.0, frames=frame_id)
 
-    def to_base(self, camera_xyz):
-        return np.asarray(camera_xyz, dtype=float)
+    def to_base(self, point):
+        return np.asarray(point.camera_xyz, dtype=float)
 
     def local_cloud(self, point):
         self.log.append(("cloud", point.frames, point.stamp_s))
