@@ -144,3 +144,20 @@ def test_region_off_map_and_missing_pose_history_fail_with_their_stage():
     assert failure.value.stage == "scanning"
     with pytest.raises(StageFailure, match="empty"):
         NavA3(CONFIG, GeometryIo()).run(NavA3Run("  "))
+
+
+def test_target_uses_the_camera_pose_of_the_answer_over_the_static_extrinsic():
+    """A point answer with the camera pose TF gave at its stamp (a camera on a mast, pan
+    joint): that pose, not the config's extrinsic, places the point in the map."""
+    io = GeometryIo()
+    io.robot = Pose2D(1.0, 1.0, 0.0)
+    panned = Rotation.from_euler("z", 90, degrees=True) * Rotation.from_quat(
+        CONFIG.camera_rotation_xyzw)  # the camera looks along base +y
+    translation = (0.1, 0.0, 1.2)
+    camera = panned.inv().apply(np.array([0.0, 2.0, 0.5]) - np.array(translation))
+    answer = PointAnswer(1.0, [CameraPoint(tuple(camera), True, True, "ok")], True, "ok",
+                         (translation, tuple(panned.as_quat())))
+    target, status = NavA3(CONFIG, io).target_in_map(answer)
+    assert status == "ok" and target == pytest.approx((1.0, 3.0, 0.5), abs=1e-9)
+    static, _ = NavA3(CONFIG, io).target_in_map(PointAnswer(1.0, answer.points, True, "ok"))
+    assert static[:2] != pytest.approx((1.0, 3.0), abs=0.1)  # the extrinsic would misplace it

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ import rclpy
 from action_msgs.msg import GoalStatus
 from arm_server import LinearArmServer
 from conftest import PERCEPTION_ENTRY, CameraFeed, spin_until, write_answers
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import TransformStamped
 from rclpy.action import ActionClient
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
@@ -37,7 +41,7 @@ from mimo_embodied_ros.executors import ExecutorConfigurationError
 from mimo_embodied_ros.nodes.manipulation_bridge_node import ManipulationBridgeNode
 from mimo_embodied_ros.ros.images import array_to_image, camera_info_from_intrinsics
 from mimo_embodied_ros.ros.params import config_dir
-from mimo_embodied_ros.runner import GraphRunner
+from mimo_embodied_ros.runner import GraphRunner, load_graph
 from mimo_embodied_sim.answers import pointing_answer
 
 BRIDGE_ENTRY = {
@@ -105,6 +109,7 @@ class Graph:
                     "camera_to_base.translation": CAMERA_POSITION.tolist(),
                     "camera_to_base.rotation_xyzw": quaternion.tolist(),
                     "perception_timeout_s": 10.0,
+                    "diagnostics_period_s": 0.2,
                 },
             },
             context,
@@ -116,6 +121,11 @@ class Graph:
         self.targets: list[PickPlaceTarget] = []
         self.client_node.create_subscription(
             PickPlaceTarget, "/manipulation_bridge/targets", self.targets.append, 10)
+        self.diagnostics: list[DiagnosticStatus] = []
+        self.client_node.create_subscription(
+            DiagnosticArray, "/diagnostics",
+            lambda m: self.diagnostics.extend(
+                s for s in m.status if s.name == "manipulation_bridge: manipulation"), 10)
         self.client = ActionClient(self.client_node, PickPlace, "/manipulation_bridge/pick_place")
         self.executor = SingleThreadedExecutor(context=context)
         for node in (self.client_node, self.camera.node):
@@ -418,12 +428,127 @@ def test_a_second_goal_while_one_runs_is_rejected_with_the_reason(graph: Graph) 
     assert len([g for g in graph.arm.goals if g.move_pose]) == 1  # the second never moved
 
 
+class StandInTfBuffer:
+    """Stands in for tf2_ros.Buffer (no wheels here): lookup_transform(target, source, time,
+    timeout) -> TransformStamped, the fixed camera's pose at any stamp; records the calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, float]] = []
+
+    def lookup_transform(self, target: str, source: str, time: Any, timeout: Any) -> Any:
+        self.calls.append((target, source, time.nanoseconds * 1e-9))
+        msg = TransformStamped()
+        t, q = msg.transform.translation, msg.transform.rotation
+        t.x, t.y, t.z = CAMERA_POSITION.tolist()
+        q.x, q.y, q.z, q.w = CAMERA_ROTATION.as_quat().tolist()
+        return msg
+
+
+@pytest.fixture
+def stand_in_tf2(monkeypatch: pytest.MonkeyPatch) -> StandInTfBuffer:
+    """A tf2_ros module whose Buffer is the stand-in and whose listener does nothing."""
+    buffer = StandInTfBuffer()
+    module = types.SimpleNamespace(Buffer=lambda: buffer, TransformListener=lambda *_: None)
+    monkeypatch.setitem(sys.modules, "tf2_ros", module)
+    return buffer
+
+
+def test_moveit_allowed_without_an_extrinsic_when_the_camera_pose_comes_from_tf(
+        graph: Graph, stand_in_tf2: StandInTfBuffer) -> None:
+    """gazebo.yaml / isaac_sim.yaml: executor moveit with no calibrated extrinsic, camera pose
+    from TF: the placeholder refusal does not apply (the next step is the moveit_msgs import)."""
+    for name in ("gazebo.yaml", "isaac_sim.yaml"):
+        bridge = next(e for e in load_graph(name) if e["name"] == "manipulation_bridge")
+        assert bridge["overrides"]["executor"] == "moveit"
+        assert bridge["overrides"]["camera_pose_source"] == "tf"
+    overrides = [Parameter("executor", value="moveit"), Parameter("camera_pose_source",
+                                                                   value="tf")]
+    if importlib.util.find_spec("moveit_msgs") is None:
+        with pytest.raises(ExecutorConfigurationError, match="moveit_msgs"):
+            ManipulationBridgeNode(context=graph.context, namespace="/tf_moveit",
+                                   parameter_overrides=overrides)
+
+
+def test_wrist_camera_pose_from_tf_at_the_stamp_the_model_saw(
+        graph: Graph, stand_in_tf2: StandInTfBuffer) -> None:
+    """camera_pose_source tf with the identity placeholder as camera_to_base: the grasp lands on
+    the cube only if each point used TF at the stamp of the image the model saw."""
+    wrist = ManipulationBridgeNode(context=graph.context, namespace="/wrist", parameter_overrides=[
+        Parameter("camera_pose_source", value="tf"), Parameter("diagnostics_period_s", value=0.2)])
+    executor = MultiThreadedExecutor(num_threads=3, context=graph.context)
+    executor.add_node(wrist)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    client = ActionClient(graph.client_node, PickPlace, "/wrist/manipulation_bridge/pick_place")
+    try:
+        assert client.wait_for_server(timeout_sec=20.0)
+        deadline = time.monotonic() + 10.0
+        while wrist.frames.received["depth"] == 0 and time.monotonic() < deadline:
+            graph.publish_frame()
+        sent = client.send_goal_async(PickPlace.Goal(instruction="put the red cube on the blue "
+                                                                 "plate"))
+        assert spin_until(graph.executor, sent.done, 10.0)
+        done = sent.result().get_result_async()
+        assert spin_until(graph.executor, done.done, 20.0)
+        result = done.result().result
+        assert spin_until(graph.executor, lambda: any(
+            {kv.key: kv.value for kv in s.values}.get("camera_pose_source") == "tf"
+            for s in graph.diagnostics), 5.0), "no diagnostics naming the tf source"
+    finally:
+        client.destroy()
+        executor.shutdown(timeout_sec=2.0)
+        wrist.destroy_node()
+    assert result.success, result.message
+    grasp = result.target.grasp.position
+    assert np.linalg.norm(np.array([grasp.x, grasp.y]) - CUBE_CENTER_XY) < 0.01
+    image_stamp = result.target.header.stamp.sec + result.target.header.stamp.nanosec * 1e-9
+    assert any(call[:2] == ("panda_link0", "camera_color_optical_frame")
+               and abs(call[2] - image_stamp) < 1e-6 for call in stand_in_tf2.calls)
+    assert len(stand_in_tf2.calls) == 2  # one lookup per query (pick, place)
+
+
+def test_tf_source_without_tf2_refused_at_start(graph: Graph) -> None:
+    if importlib.util.find_spec("tf2_ros") is not None:
+        pytest.skip("tf2_ros is installed")
+    with pytest.raises(ExecutorConfigurationError, match="tf2_ros is not installed"):
+        ManipulationBridgeNode(context=graph.context, namespace="/no_tf",
+                               parameter_overrides=[Parameter("camera_pose_source", value="tf")])
+
+
+def test_diagnostics_report_source_frames_stage_and_outcomes(graph: Graph) -> None:
+    """/diagnostics: static camera pose here (no tf2_ros), frames buffered, the goal counts and
+    last outcome; WARN once the depth input is stale."""
+    status, result, _ = graph.send(PickPlace.Goal(instruction="put the red cube on the blue "
+                                                              "plate"))
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    graph.diagnostics.clear()
+
+    def latest() -> dict[str, str]:
+        return {kv.key: kv.value for kv in graph.diagnostics[-1].values}
+
+    assert spin_until(graph.executor, lambda: graph.diagnostics, 5.0), "no /diagnostics"
+    values = latest()
+    assert values["camera_pose_source"] == "static" and values["executor"] == "sim"
+    assert int(values["frames_buffered"]) >= 1 and values["stage"] == "idle"
+    assert int(values["goals_succeeded"]) >= 1 and values["last_outcome"].startswith("succeeded")
+    assert {"goals_failed", "goals_cancelled", "goals_refused", "depth_age_s"} <= set(values)
+    graph.set_bridge(stale_after_s=0.0)
+    try:
+        assert spin_until(graph.executor, lambda: graph.diagnostics[-1].level
+                          == DiagnosticStatus.WARN, 5.0)
+        assert "stale" in graph.diagnostics[-1].message
+    finally:
+        graph.set_bridge(stale_after_s=2.0)
+
+
 def test_moveit_refused_with_the_placeholder_extrinsic(graph: Graph) -> None:
-    """manipulation.yaml's camera_to_base is the identity placeholder: moveit is refused with
-    the reason before anything (even before looking for moveit_msgs)."""
+    """manipulation.yaml's camera_to_base is the identity placeholder and no TF here (or the
+    static source named): moveit is refused with the reason before anything (even before
+    looking for moveit_msgs)."""
     with pytest.raises(ExecutorConfigurationError, match="placeholder") as error:
         ManipulationBridgeNode(context=graph.context, namespace="/refusal_test",
-                               parameter_overrides=[Parameter("executor", value="moveit")])
+                               parameter_overrides=[Parameter("executor", value="moveit"),
+                                                    Parameter("camera_pose_source",
+                                                              value="static")])
     assert "camera_to_base" in str(error.value) and "calibration" in str(error.value)
     calibrated = [Parameter("executor", value="moveit"),
                   Parameter("camera_to_base.translation", value=CAMERA_POSITION.tolist()),

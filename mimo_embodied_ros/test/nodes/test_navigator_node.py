@@ -26,6 +26,7 @@ import pytest
 import rclpy
 from action_msgs.msg import GoalStatus
 from conftest import wait_for
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Point, PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import OccupancyGrid
 from rclpy.action import ActionClient, ActionServer
@@ -282,7 +283,8 @@ class Harness:
     """Navigator (from the graph runner) + base + perception stand-in + an action client."""
 
     def __init__(self, context: Context) -> None:
-        self.runner = GraphRunner([NAVIGATOR_ENTRY], context=context)
+        self.runner = GraphRunner([NAVIGATOR_ENTRY], {"navigator": {"diagnostics_period_s": 0.2}},
+                                  context=context)
         self.navigator: NavigatorNode = self.runner.nodes["navigator"]
         self.base = FakeBase(context)
         self.perception = PerceptionStandIn(context, self.base)
@@ -294,6 +296,10 @@ class Harness:
         self.poses_heard = 0
         self.client_node.create_subscription(PoseWithCovarianceStamped, "/amcl_pose",
                                              self._count_pose, 10)
+        self.diagnostics: list[DiagnosticStatus] = []
+        self.client_node.create_subscription(
+            DiagnosticArray, "/diagnostics", lambda m: self.diagnostics.extend(
+                s for s in m.status if s.name == "navigator: navigation"), 10)
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
         for node in (self.base.node, self.perception.node, self.client_node):
             self.executor.add_node(node)
@@ -550,6 +556,29 @@ def test_shutdown_stops_the_base(harness: Harness, ros_context_shared: Context):
         assert math.dist(harness.base.pose()[:2], (x, y)) < 0.05
     finally:
         client.destroy()
+
+
+def test_diagnostics_report_pose_age_sources_and_outcomes(harness: Harness):
+    """/diagnostics: pose age from the newest /amcl_pose, the pose and camera pose sources,
+    goals by outcome and the last one; WARN once the pose is stale."""
+    harness.reset(region_pixel=(-40.0, 30.0))  # fails at once in map_reasoning
+    status, _, _ = harness.navigate("I want to sleep")
+    assert status == GoalStatus.STATUS_ABORTED
+    harness.diagnostics.clear()
+    wait_for(lambda: harness.diagnostics, 5.0)
+    status = harness.diagnostics[-1]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == DiagnosticStatus.OK, status.message
+    assert values["robot_pose_source"] == "topic" and values["camera_pose_source"] == "static"
+    assert 0.0 <= float(values["pose_age_s"]) < 1.0 and values["map"] == "ok"
+    assert values["stage"] == "idle" and int(values["goals_failed"]) >= 1
+    assert values["last_outcome"].startswith("failed: map_reasoning")
+    harness.navigator.set_parameters([Parameter("stale_after_s", value=0.0)])
+    try:
+        wait_for(lambda: harness.diagnostics[-1].level == DiagnosticStatus.WARN, 5.0)
+        assert "robot pose stale" in harness.diagnostics[-1].message
+    finally:
+        harness.navigator.set_parameters([Parameter("stale_after_s", value=2.0)])
 
 
 def test_nav2_action_without_nav2_msgs_fails_clearly(ros_context: Context):
