@@ -14,4 +14,7 @@ export ROS_DOMAIN_ID="${1:-${ROS_DOMAIN_ID:-42}}"
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export PYTHONPATH="$_root/mimo_embodied_ros:$_root/mimo_embodied_sim${PYTHONPATH:+:$PYTHONPATH}"
+# Full-size RGB-D over shared memory: Fast DDS 2.x (Humble, Jazzy) reads this name (Fast DDS 3:
+# FASTDDS_DEFAULT_PROFILES_FILE). Without it its 512 kB segment loses most 640x480+ frames.
+export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$_root/mimo_embodied_ros/config/fastdds_large_images.xml}"
 unset _root _nounset
