@@ -38,6 +38,7 @@ PARAMETERS: dict[str, str] = {
     "model.max_new_tokens": "Generation budget; the official evaluation let thinking run ~7.9k.",
     "model.on_no_think_end": "Thinking ended without </think>: retry_no_think (once) or fail.",
     "queue_policy": "A query while another runs: queue (waits, depth one) or reject.",
+    "max_concurrent_queries": "Queries run at once; >1 only for a server that batches (openai).",
     "self_check.mode": "Self-check at configure: fail (configure fails), warn (log) or off.",
     "self_check.max_new_tokens": "Token budget of the self-check query (no-think mode).",
     "max_instruction_chars": "Longer instructions are refused.",
@@ -99,6 +100,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "model.max_new_tokens": (1, None),
     "self_check.max_new_tokens": (1, None),
     "max_instruction_chars": (1, None),
+    "max_concurrent_queries": (1, 64),
     "sync_slop_s": (0.0, 1.0),
     "depth_window": (1, 99),
     "min_valid_depth_fraction": (0.0, 1.0),
@@ -109,7 +111,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "record.max_queries_per_file": (0, None),
     "record.queue_size": (1, 1000),
 }
-READ_ONLY = ("autostart", "diagnostics_period_s")
+READ_ONLY = ("autostart", "diagnostics_period_s", "max_concurrent_queries")
 # Camera inputs: subscriptions are made on activate.
 ON_ACTIVATE = ("image_topic", "depth_topic", "camera_info_topic", "image_transport", "qos",
                "use_depth", "sync_slop_s", "continuous.instruction", "continuous.task",

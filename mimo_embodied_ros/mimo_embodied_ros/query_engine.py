@@ -1,7 +1,8 @@
-"""The one model behind the perception node, ROS-free: one query at a time, shared by the
-`~/instruct` service, the `~/query` action and continuous mode.
+"""The one model behind the perception node, ROS-free: one query at a time (or up to
+``max_concurrent`` for a server that batches them), shared by the `~/instruct` service, the
+`~/query` action and continuous mode.
 
-A second query while one runs waits (policy "queue", at most one waiting) or is refused at once
+A query while the model is full waits (policy "queue", at most one waiting) or is refused at once
 (policy "reject"), with a message that says which query holds the model. A waiting query that is
 cancelled leaves the queue; a running one stops its generation (the backend checks the event).
 The engine never raises: a backend bug becomes a failed result, counted.
@@ -20,17 +21,25 @@ QUEUE_POLICIES = ("queue", "reject")
 
 
 class QueryEngine:
-    """Runs queries on one backend, one at a time, and counts how they ended."""
+    """Runs queries on one backend, at most ``max_concurrent`` at once, and counts how they ended.
 
-    def __init__(self, policy: str = "queue") -> None:
+    An in-process backend runs one generation at a time anyway; a server (vLLM, SGLang) batches
+    concurrent requests, so two cameras' queries need not wait for each other there.
+    """
+
+    def __init__(self, policy: str = "queue", max_concurrent: int = 1) -> None:
         if policy not in QUEUE_POLICIES:
             raise ValueError(f"queue policy must be one of {QUEUE_POLICIES}, not {policy!r}")
+        if max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be >= 1, not {max_concurrent}")
         self.policy = policy
+        self.max_concurrent = max_concurrent
         self.counts: Counter[str] = Counter()
         self._condition = threading.Condition()
         self._backend: VisionLanguageBackend | None = None
-        self._running: str | None = None  # the instruction of the query holding the model
-        self._running_cancel: threading.Event | None = None
+        # The queries holding the model: their instruction and cancel event, in arrival order.
+        self._running: dict[int, tuple[str, threading.Event]] = {}
+        self._next_id = 0
         self._waiting = 0
 
     @property
@@ -39,7 +48,7 @@ class QueryEngine:
 
     @property
     def busy(self) -> bool:
-        return self._running is not None
+        return bool(self._running)
 
     def set_backend(self, backend: VisionLanguageBackend | None) -> VisionLanguageBackend | None:
         """Install a backend (None removes it); returns the previous one for the caller to close."""
@@ -50,10 +59,9 @@ class QueryEngine:
     def cancel_running(self) -> bool:
         """Stop the generation in flight, if any (e.g. before the backend is unloaded)."""
         with self._condition:
-            if self._running_cancel is None:
-                return False
-            self._running_cancel.set()
-            return True
+            for _, cancel in self._running.values():
+                cancel.set()
+            return bool(self._running)
 
     def count(self, what: str) -> None:
         """Count an event that happened outside the engine (e.g. a publish that failed)."""
@@ -79,7 +87,8 @@ class QueryEngine:
                 return QueryResult(success=False, instruction=instruction, message=refusal[1],
                                    error_kind=refusal[0])
             backend = self._backend
-            self._running, self._running_cancel = instruction, cancel
+            query_id, self._next_id = self._next_id, self._next_id + 1
+            self._running[query_id] = (instruction, cancel)
         try:
             if backend is None:
                 result = QueryResult(success=False, instruction=instruction,
@@ -92,7 +101,7 @@ class QueryEngine:
                                  message=f"internal error in the query: {error!r}")
         finally:
             with self._condition:
-                self._running, self._running_cancel = None, None
+                del self._running[query_id]
                 self._condition.notify_all()
         with self._condition:
             self.counts["queries"] += 1
@@ -104,9 +113,10 @@ class QueryEngine:
 
     def _admit(self, cancel: threading.Event, wait: bool) -> tuple[str, str] | None:
         """Wait for the model (under the condition's lock); (kind, message) when refused."""
-        if self._running is None:
+        if len(self._running) < self.max_concurrent:
             return None
-        holder = f"the model is busy with '{self._running[:60]}'"
+        first = next(iter(self._running.values()))[0]
+        holder = f"the model is busy with '{first[:60]}'"
         if not wait:
             return "rejected", f"{holder}; skipped"
         if self.policy == "reject":
@@ -115,7 +125,7 @@ class QueryEngine:
             return "rejected", f"{holder} and one query already waits (queue depth one)"
         self._waiting += 1
         try:
-            while self._running is not None and not cancel.is_set():
+            while len(self._running) >= self.max_concurrent and not cancel.is_set():
                 self._condition.wait(timeout=0.05)
         finally:
             self._waiting -= 1

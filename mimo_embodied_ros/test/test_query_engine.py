@@ -89,3 +89,25 @@ def test_a_backend_bug_is_a_failed_result(engine):
     result = engine.run(FRAME, "a", "point", SETTINGS)
     assert not result.success and result.error_kind == "internal"
     assert engine.counts["internal"] == 1
+
+
+def test_a_server_backend_runs_queries_side_by_side(engine):
+    """With max_concurrent 2 (a batching server) two queries overlap instead of queueing."""
+    engine.max_concurrent = 2
+    started = time.monotonic()
+    first, first_out = _in_thread(engine, "left camera")
+    second, second_out = _in_thread(engine, "right camera")
+    first.join(5)
+    second.join(5)
+    assert first_out["result"].success and second_out["result"].success
+    assert time.monotonic() - started < 1.1  # two 0.6 s answers at once, not 1.2 s in a row
+    third_cancel = threading.Event()
+    engine.max_concurrent = 1
+    blocker, _ = _in_thread(engine, "a")
+    time.sleep(0.1)
+    waiter, waiter_out = _in_thread(engine, "b", cancel=third_cancel)
+    time.sleep(0.1)
+    assert engine.cancel_running()  # stops the running one; the waiter then runs
+    blocker.join(2)
+    waiter.join(3)
+    assert waiter_out["result"].success

@@ -66,7 +66,8 @@ class PerceptionNode(LifecycleNode):
             problem = check_value(name, self.param(name))
             if problem is not None:
                 raise ValueError(f"invalid parameter: {problem}")
-        self._engine = QueryEngine(self.param("queue_policy"))
+        self._engine = QueryEngine(self.param("queue_policy"),
+                                   self.param("max_concurrent_queries"))
         self._active = False
         self._configured = False
         self._recorder: QueryRecorder | None = None
