@@ -37,6 +37,7 @@ from typing import Any
 
 from mimo_embodied_ros.perception import QueryResult, QuerySettings, run_query
 from mimo_embodied_ros.recording import (
+from mimo_embodied_ros.perception_parameters import SHARED_MODEL_SETTINGS
     TOPICS,
     BagWriter,
     describe_result,
@@ -64,11 +65,6 @@ SETTING_PARAMETERS = {
     "depth_window": "depth_window",
     "min_valid_depth_fraction": "min_valid_depth_fraction",
     "use_depth": "require_depth",
-}
-# model.* values a backend also takes at construction (as SHARED_MODEL_SETTINGS in the node).
-SHARED_MODEL_SETTINGS = {
-    "transformers": ("min_pixels", "max_pixels", "max_new_tokens"),
-    "openai": ("min_pixels", "max_pixels", "max_new_tokens"),
 }
 BACKENDS = ("recorded", "scripted", "transformers", "openai")
 
