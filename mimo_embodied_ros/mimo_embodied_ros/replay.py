@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from mimo_embodied_ros.perception import QueryResult, QuerySettings, run_query
-from mimo_embodied_ros.recording import (
 from mimo_embodied_ros.perception_parameters import SHARED_MODEL_SETTINGS
+from mimo_embodied_ros.recording import (
     TOPICS,
     BagWriter,
     describe_result,
