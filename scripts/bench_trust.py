@@ -4,6 +4,9 @@ Prints:
   bench cancel_stop_ms median=<ms> max=<ms> runs=<n>   cancel -> generation stopped (tiny model)
   bench hostile_answers per_s=<n> count=<n> internal_errors=<n>   parse+rescale+lift+messages+draw
   bench self_check_ms tiny_model=<ms>                  the configure-time self-check
+  bench node_cpu 640x480 30Hz inactive_percent=<p> active_percent=<p>
+                                                       CPU of the perception node's process while a
+                                                       camera process publishes RGB-D at 30 Hz
 
 The tiny random Qwen2.5-VL is built here (as the tests do) and runs in-process on the CPU through
 the same loading code as MiMo-Embodied-7B; it never writes an end token, so every generation is
@@ -103,6 +106,47 @@ def self_check_ms(model_dir: Path) -> float:
         backend.close()
 
 
+def node_cpu(seconds: float = 5.0) -> tuple[float, float]:
+    """Percent of one core the perception node's process uses under a 30 Hz 640x480 camera,
+    unconfigured (no subscriptions) and then active."""
+    import subprocess
+
+    import rclpy
+    from rclpy.context import Context
+
+    from mimo_embodied_ros.runner import GraphRunner, load_graph
+
+    entry = next(e for e in load_graph("robot.yaml") if e["name"] == "mimo_embodied")
+    camera = subprocess.Popen([sys.executable, str(REPO / "scripts" / "bench.py"), "--publish",
+                               "640x480", "--rate", "30"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, text=True, env=os.environ.copy())
+    context = Context()
+    rclpy.init(context=context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+    figures = []
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            answers = Path(folder) / "a.yaml"
+            answers.write_text("'*': '[]'\n")
+            for autostart in (False, True):
+                runner = GraphRunner([entry], {"mimo_embodied": {
+                    "backend": "scripted", "scripted.answers_file": str(answers),
+                    "autostart": autostart}}, context)
+                try:
+                    time.sleep(2.0)  # discovery, first frames
+                    cpu, wall = time.process_time(), time.monotonic()
+                    time.sleep(seconds)
+                    figures.append(100.0 * (time.process_time() - cpu) / (time.monotonic() - wall))
+                    received = runner.nodes["mimo_embodied"]._sync.counts["image"]
+                    assert (received > 0) == autostart, f"received {received} frames"
+                finally:
+                    runner.shutdown()
+    finally:
+        camera.stdin.close()
+        camera.wait(timeout=30)
+        context.try_shutdown()
+    return figures[0], figures[1]
+
+
 def main() -> None:
     from tiny_qwen import build_tiny_qwen
 
@@ -115,6 +159,9 @@ def main() -> None:
         print(f"bench hostile_answers per_s={per_s:.0f} count=2000 internal_errors={internal}",
               flush=True)
         print(f"bench self_check_ms tiny_model={self_check_ms(model_dir):.0f}", flush=True)
+    inactive, active = node_cpu()
+    print(f"bench node_cpu 640x480 30Hz inactive_percent={inactive:.1f} "
+          f"active_percent={active:.1f}", flush=True)
 
 
 if __name__ == "__main__":
