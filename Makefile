@@ -17,8 +17,16 @@ perception-demo: setup
 sim-eval: setup
 	$(ENV) 64 && python -m mimo_embodied_sim.sim_eval
 
+# The closed-loop evaluations run after the rest, each file in a fresh process: they pace
+# simulators in real time, and threads left by earlier tests would slow them.
+CLOSED_LOOP_TESTS = mimo_embodied_sim/test/test_eval_pickplace.py mimo_embodied_sim/test/test_eval_navigation.py
+PYTEST = python -m pytest -p no:cacheprovider --durations=10
+
 test: setup
-	$(ENV) 62 && ruff check . && python -m pytest -p no:cacheprovider
+	$(ENV) 62 && ruff check . && failed=0 \
+	  && { $(PYTEST) -m "not closed_loop" || failed=1; } \
+	  && for f in $(CLOSED_LOOP_TESTS); do $(PYTEST) -m closed_loop "$$f" || failed=1; done \
+	  && exit $$failed
 
 lint: setup
 	$(ENV) 62 && ruff check .

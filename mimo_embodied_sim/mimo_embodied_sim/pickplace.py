@@ -41,6 +41,7 @@ from mimo_embodied_sim.pickplace_scene import (
     _ARM_JOINTS,
     _FINGER_JOINTS,
     BASE_FRAME,
+    CONTROL_PERIOD_S,
     GRASPABLES,
     GRIPPER_MAX_WIDTH_M,
     RECEPTACLES,
@@ -151,9 +152,16 @@ class PickPlaceWorld(ArmControl, GroundTruth, MujocoWorld):
 
     def step(self, n: int = 1) -> float:
         """Advance physics by `n` steps, following the current motion if any; returns sim time."""
+        # Targets are set once per control period (like a 100 Hz ros2_control loop) and the
+        # physics steps in between run in one call: every call into MuJoCo releases the GIL,
+        # and getting it back can wait on a busy executor thread (tick_loop.py).
+        per_control = max(1, int(round(CONTROL_PERIOD_S / self.timestep)))
         with self._lock:
-            for _ in range(n):
-                self._control(self.timestep)
-                mujoco.mj_step(self.model, self.data)
+            remaining = n
+            while remaining > 0:
+                steps = min(per_control, remaining)
+                self._control(steps * self.timestep)
+                mujoco.mj_step(self.model, self.data, nstep=steps)
+                remaining -= steps
             self._version += 1
             return self.time

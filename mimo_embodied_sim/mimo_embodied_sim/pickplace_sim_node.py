@@ -24,6 +24,7 @@ without re-rendering, to keep CPU use low. In-process users read `node.world`.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,6 @@ from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, qos_profile_system_default
-from rclpy.task import Future
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -139,8 +139,9 @@ class PickPlaceSimNode(Node):
 
         self.tick_period_s = 1.0 / float(value("physics_rate_hz"))
         self.reset_service = self.create_service(Trigger, "~/reset", self._handle_reset)
-        # The loop thread ends goals; this wakes the executor to resume their execute callbacks.
-        self._goal_ended = self.create_guard_condition(lambda: None)
+        # The execute callback blocks its executor thread until the physics loop ends the goal.
+        # (Not a coroutine awaiting an rclpy Future: rclpy's executors re-run a pending
+        # coroutine task on every spin, which spun hot and starved the physics thread.)
         self.move_server = ActionServer(
             self, MoveArm, "~/move_arm", execute_callback=self._execute_move,
             goal_callback=self._accept_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
@@ -283,7 +284,7 @@ class PickPlaceSimNode(Node):
                 return GoalResponse.REJECT
             return GoalResponse.ACCEPT
 
-    async def _execute_move(self, goal_handle: ServerGoalHandle) -> MoveArm.Result:
+    def _execute_move(self, goal_handle: ServerGoalHandle) -> MoveArm.Result:
         goal: MoveArm.Goal = goal_handle.request
         done = Future()
         with self._lock:
@@ -307,7 +308,7 @@ class PickPlaceSimNode(Node):
                 done.set_result(status)
             else:
                 self._active = _ActiveGoal(goal_handle, done)
-        status = await done
+        status = done.result()
         with self._lock:
             result = self._result(status)
         if status.message == "canceled":
@@ -361,7 +362,6 @@ class PickPlaceSimNode(Node):
         self._answers_pending_since = self.sim_time_s
         if not active.done.done():
             active.done.set_result(status)
-            self._goal_ended.trigger()
 
     def destroy_node(self) -> None:
         self._loop.stop()
@@ -373,7 +373,7 @@ class PickPlaceSimNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    spin_node(PickPlaceSimNode, args, num_threads=2)
+    spin_node(PickPlaceSimNode, args, num_threads=3)
 
 
 if __name__ == "__main__":

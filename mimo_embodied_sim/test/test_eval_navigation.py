@@ -16,6 +16,8 @@ import os
 
 import pytest
 
+pytestmark = pytest.mark.closed_loop
+
 os.environ.setdefault("ROS_DOMAIN_ID", "66")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # never leave this machine
 

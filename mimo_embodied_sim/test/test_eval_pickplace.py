@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+pytestmark = pytest.mark.closed_loop
+
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", "64")
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -14,18 +16,16 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from mimo_embodied_sim.eval_pickplace import evaluate_pickplace  # noqa: E402
 
 
-@pytest.mark.timeout(900)  # 10 episodes in real-time-ish simulation; more on a loaded machine
-@pytest.mark.parametrize(("noise_px", "required"), [
-    (0.0, 9),
-    pytest.param(5.0, 8, marks=pytest.mark.skip(
-        reason="KNOWN REGRESSION (issue 9 left open): with 5 px answer noise the first arm "
-               "motion never completes (pre_grasp times out); to be fixed next session")),
-])
+EPISODES = 5  # lean for `make test` (about 20 s each here); `make sim-eval` runs 10 of each
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(("noise_px", "required"), [(0.0, 4), (5.0, 4)])
 def test_pickplace_success_rate(noise_px: float, required: int) -> None:
-    result = evaluate_pickplace(episodes=10, noise_px=noise_px, seed=0)
+    result = evaluate_pickplace(episodes=EPISODES, noise_px=noise_px, seed=0)
     failures = [d for d in result.details if not d["success"]]
-    assert result.episodes == 10 and len(result.details) == 10
-    assert result.successes == 10 - len(failures)
+    assert result.episodes == EPISODES and len(result.details) == EPISODES
+    assert result.successes == EPISODES - len(failures)
     assert result.successes >= required, failures
     # Success is the simulator's ground truth, and the bridge agrees with it.
     for detail in result.details:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
-from mimo_embodied_sim.tick_loop import TickLoop
+from mimo_embodied_sim.tick_loop import GIL_SWITCH_INTERVAL_S, TickLoop
 
 
 class _Logger:
@@ -36,3 +37,22 @@ def test_ticks_under_the_lock_survive_errors_and_stop():
     count = len(ticks)
     time.sleep(0.05)
     assert len(ticks) == count  # no tick after stop()
+
+
+def test_start_lowers_the_gil_switch_interval_and_never_raises_it():
+    """The physics thread releases the GIL at every MuJoCo call; at CPython's default 5 ms
+    switch interval a busy executor thread held it back so long that the sim crawled."""
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        loop = TickLoop("gil_loop", 0.01, lambda: None, threading.RLock(), _Logger())
+        loop.start()
+        loop.stop()
+        assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL_S + 1e-9
+        sys.setswitchinterval(0.0001)
+        loop = TickLoop("gil_loop", 0.01, lambda: None, threading.RLock(), _Logger())
+        loop.start()
+        loop.stop()
+        assert sys.getswitchinterval() < GIL_SWITCH_INTERVAL_S / 2  # a lower setting is kept
+    finally:
+        sys.setswitchinterval(before)
