@@ -28,18 +28,6 @@ from mimo_embodied_sim.eval_pickplace import (  # noqa: E402
 PICKPLACE_NOISE_PX = (0.0, 5.0)
 
 
-def navigation_with_latency(episodes: int, seed: int, model_latency_s: float):
-    """evaluate_navigation with a model latency; a clear error where it has no such option."""
-    try:
-        return evaluate_navigation(episodes=episodes, seed=seed, model_latency_s=model_latency_s)
-    except TypeError as error:
-        if "model_latency_s" not in str(error):
-            raise
-        raise SystemExit(f"sim_eval: mimo_embodied_sim.eval_navigation.evaluate_navigation has no "
-                         f"model_latency_s option yet ({error}); the navigation latency setting "
-                         "cannot run") from error
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=10, help="episodes per setting")
@@ -59,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "navigation"):
         result = evaluate_navigation(episodes=args.episodes, seed=args.seed)
         print(f"navigation success: {result.successes}/{result.episodes}", flush=True)
-        result = navigation_with_latency(args.episodes, args.seed, latency)
+        result = evaluate_navigation(episodes=args.episodes, seed=args.seed,
+                                     model_latency_s=latency)
         print(f"navigation success: {result.successes}/{result.episodes} "
               f"model_latency_s={latency:g}", flush=True)
     return 0
