@@ -15,7 +15,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from mimo_embodied_sim.eval_pickplace import evaluate_pickplace  # noqa: E402
 
-
 EPISODES = 5  # lean for `make test` (about 20 s each here); `make sim-eval` runs 10 of each
 
 
