@@ -19,12 +19,16 @@ from dataclasses import dataclass
 
 from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.callback_groups import CallbackGroup
+from rclpy.duration import Duration
 from rclpy.node import Node
 
 from mimo_embodied_ros.core.navmap import wrap_angle
 from mimo_embodied_ros.core.pose_buffer import Pose2D, PoseBuffer
 from mimo_embodied_ros.ros.nav2_adapter import Nav2GoalSender
 from mimo_embodied_ros.ros.navigation_markers import planar_pose, pose_stamped
+
+ACK_TIMEOUT = Duration(seconds=0.5)
+"""How long a shutdown waits for the base to acknowledge the goal replacement and the stop."""
 
 POLL_S = 0.05
 
@@ -165,7 +169,9 @@ class BaseMotion:
         """Cancel the goal in flight, wait (``wait``) until it ended, then a zero twist.
 
         With /goal_pose there is no cancel: the goal is replaced by the current pose, which the
-        goal checker accepts at once."""
+        goal checker accepts at once. Without ``wait`` (shutdown) each message is waited on until
+        the base's reliable subscriptions acknowledged it (at most ACK_TIMEOUT): messages on two
+        topics are not ordered by DDS, and a node destroyed at once would drop its queue."""
         if self.goal is not None:
             if self._nav2 is not None:
                 self._nav2.cancel()
@@ -177,6 +183,8 @@ class BaseMotion:
                         self.config.map_frame, self._node.get_clock().now().to_msg(),
                         planar_pose(pose.x, pose.y, pose.yaw)))
                     self._sent_at = self._clock_s()
+                    if not wait:  # shutting down: the goal must land before the twist below
+                        self._goal_pub.wait_for_all_acked(ACK_TIMEOUT)
                 ended = lambda: pose is None or self._still_since(self._sent_at)  # noqa: E731
             if wait:
                 try:
@@ -186,6 +194,8 @@ class BaseMotion:
                     self._node.get_logger().warning("the base did not confirm the stop")
             self.goal = None
         self._cmd_vel_pub.publish(Twist())
+        if not wait:  # the node may be destroyed next: do not let the stop die in its queue
+            self._cmd_vel_pub.wait_for_all_acked(ACK_TIMEOUT)
 
     # Helpers ----------------------------------------------------------------------------------
 
