@@ -735,13 +735,16 @@ def main() -> None:
           f" ROS_DOMAIN_ID {os.environ['ROS_DOMAIN_ID']}", flush=True)
     print("# stage timings: median of repeated time.perf_counter measurements, one thread",
           flush=True)
+    from mimo_embodied_ros.core.resize import warm_up_resize
+
+    print(f"# {warm_up_resize()}", flush=True)
     started = time.monotonic()
     if not args.only_delivery:
         for width, height in SIZES:
             bench_stages(width, height)
         print("# overhead: one query around an instant model (no-think answer): the node's "
               "conversion of the deserialized colour/depth/camera_info messages, then run_query "
-              "(smart-resize + one PIL bicubic resize, parse, rescale, depth lift or 3D box); "
+              "(smart-resize + one bicubic resize, parse, rescale, depth lift or 3D box); "
               "median ms", flush=True)
         for task, noun in (("point", "points"), ("box3d", "boxes")):
             for width, height in OVERHEAD_SIZES:

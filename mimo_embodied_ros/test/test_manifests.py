@@ -11,7 +11,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PYTHON_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml",
                "scipy": "python3-scipy", "PIL": "python3-pil"}
-FROM_PYPI = {"torch", "torchvision", "transformers", "open3d", "rosbags", "mujoco", "mcap"}
+FROM_PYPI = {"torch", "torchvision", "transformers", "open3d", "rosbags", "mujoco", "mcap",
+             "numba"}
 OWN = {"mimo_embodied_ros", "mimo_embodied_sim", "mimo_embodied_msgs"}
 
 

@@ -26,7 +26,7 @@ from mimo_embodied_msgs.msg import Affordances, Objects3D
 from mimo_embodied_msgs.srv import Instruct
 from mimo_embodied_ros.backends.factory import create_backend
 from mimo_embodied_ros.core.prompts import Task
-from mimo_embodied_ros.core.resize import MAX_PIXELS_PRESETS
+from mimo_embodied_ros.core.resize import MAX_PIXELS_PRESETS, warm_up_resize
 from mimo_embodied_ros.core.text import safe_text
 from mimo_embodied_ros.perception import (
     Frame,
@@ -133,6 +133,7 @@ class PerceptionNode(LifecycleNode):
             self._last["message"] = f"backend '{kind}' failed to load: {error}"
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(f"backend '{kind}' ready, model '{backend.model_id}'")
+        self.get_logger().info(warm_up_resize())
         if not self._passes_self_check(backend, model_settings):
             backend.close()
             return TransitionCallbackReturn.FAILURE
