@@ -3,6 +3,8 @@
 `make bench` prints one line per measurement:
 - `bench <stage> <W>x<H> median_ms=<value>`: the stages alone (decode, preprocess, parse, depth
   lift, 3D box);
+- `bench resize_vs_pillow <W>x<H> pillow_ms=.. ours_ms=.. speedup=..`: the query's resize
+  (core/bicubic.py, bit-equal to Pillow) against Pillow's own, same image, same run;
 - `bench overhead_point|overhead_box3d <W>x<H> points|boxes=<n> median_ms=<value>`: one whole
   query around an instant model (the node's message conversion + run_query) at 640x480,
   1280x720 and 1920x1080 with 1, 4 and 16 points or boxes in the answer;
@@ -172,6 +174,7 @@ def report(stage: str, width: int, height: int, **value: float) -> None:
 
 
 def bench_stages(width: int, height: int) -> None:
+    from PIL import Image as PILImage
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import CompressedImage, Image
 
@@ -206,7 +209,12 @@ def bench_stages(width: int, height: int) -> None:
         size = smart_resize(height, width, max_pixels=max_pixels)
         return resize_for_model(rgb, size)
 
-    report("preprocess", width, height, median_ms=median_ms(preprocess))
+    ours = median_ms(preprocess)
+    report("preprocess", width, height, median_ms=ours)
+    pillow = median_ms(lambda: np.asarray(PILImage.fromarray(rgb).resize(
+        (resized.width, resized.height), PILImage.BICUBIC)))
+    print(f"bench resize_vs_pillow {width}x{height} pillow_ms={pillow:.3f} ours_ms={ours:.3f} "
+          f"speedup={pillow / ours:.2f}", flush=True)
     parsed = parse_reply(Task.POINT, POINTING_REPLY, True)
     assert parsed.ok and len(parsed.points) == 5, parsed
     report("parse", width, height,
