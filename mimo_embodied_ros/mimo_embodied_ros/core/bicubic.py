@@ -3,8 +3,10 @@
 The official path resizes with ``PIL.Image.resize(..., BICUBIC)`` (model-io.md), and Pillow
 resamples one pixel at a time: about 20 ms for 1280x720 -> 1288x728 on a small CPU. This module
 does the same arithmetic as Pillow's ``Resample.c`` in passes that a compiler vectorizes
-(numba): each 1-D pass runs over whole rows (``_rows_pass``), and the horizontal pass is that
-same pass between two pixel transposes. Same filter (a = -0.5, support 2, widened by the scale
+(numba): the vertical pass runs over whole rows (``_rows_pass``); the horizontal pass, where the
+scale is near 1 as a smart-resize's is, runs over shifted contiguous slices of each row
+(``_runs_pass``), else it is the row pass between two pixel transposes. Large passes are split
+over the cores. Same filter (a = -0.5, support 2, widened by the scale
 when shrinking), same window bounds, same 22-bit fixed-point coefficients, same rounding, the
 same uint8 clipping after each pass, and Pillow's order of the two passes (``vertical_first``).
 
@@ -75,6 +77,28 @@ def filter_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([start, length], axis=1).astype(np.int32), coefficients
 
 
+MIN_MEAN_RUN = 8
+"""Mean run length (output pixels) from which the horizontal pass uses runs, not transposes."""
+
+
+@functools.lru_cache(maxsize=64)
+def filter_runs(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The horizontal taps as runs of output pixels that share the window offset d = start - j
+    and length: ``runs`` (R, 4) int64 (first pixel, end pixel, d, length) and ``lane_weights``
+    (ksize, 3 out_size) int32, each pixel's coefficients repeated for its three channels. None
+    where runs would be short (a scale far from 1, e.g. 1920 -> 1316: d changes every pixel)."""
+    bounds, coefficients = filter_taps(in_size, out_size)
+    offset = bounds[:, 0].astype(np.int64) - np.arange(out_size)
+    length = bounds[:, 1].astype(np.int64)
+    breaks = np.flatnonzero((np.diff(offset) != 0) | (np.diff(length) != 0)) + 1
+    if out_size < MIN_MEAN_RUN * (len(breaks) + 1):
+        return None
+    first = np.concatenate([[0], breaks])
+    end = np.concatenate([breaks, [out_size]])
+    runs = np.stack([first, end, offset[first], length[first]], axis=1)
+    return runs, np.ascontiguousarray(np.repeat(coefficients.T, 3, axis=1))
+
+
 def vertical_first(in_width: int, in_height: int, out_width: int, out_height: int) -> bool:
     """Pillow's order of the passes: from 13.0 the vertical pass runs first where the height
     shrinks by more than twice what the width does; before 13.0 always horizontal first."""
@@ -102,6 +126,29 @@ if numba is not None:
                     acc[i] += np.int32(row[i]) * weight
             row_out = out[j]
             for i in range(width):
+                value = acc[i] >> PRECISION_BITS
+                row_out[i] = 0 if value < 0 else (255 if value > 255 else value)
+
+    @numba.njit(nogil=True, cache=True)
+    def _runs_pass(src, out, runs, lane_weights, start, stop):  # pragma: no cover - compiled
+        """Horizontal pass of rows start..stop without a transpose, for scales near 1: within a
+        run of output pixels j whose window starts at j + d (one d, one length n per run), tap t
+        of every lane reads the source at lane + 3 (d + t), a shifted contiguous slice."""
+        acc = np.empty(out.shape[1], np.int32)
+        for y in range(start, stop):
+            line = src[y]
+            acc[:] = 1 << (PRECISION_BITS - 1)
+            for r in range(runs.shape[0]):
+                first, end = 3 * runs[r, 0], 3 * runs[r, 1]
+                acc_run = acc[first:end]
+                for tap in range(runs[r, 3]):
+                    shift = 3 * (runs[r, 2] + tap)
+                    src_run = line[first + shift:end + shift]
+                    weights = lane_weights[tap, first:end]
+                    for k in range(end - first):
+                        acc_run[k] += np.int32(src_run[k]) * weights[k]
+            row_out = out[y]
+            for i in range(acc.shape[0]):
                 value = acc[i] >> PRECISION_BITS
                 row_out[i] = 0 if value < 0 else (255 if value > 255 else value)
 
@@ -177,8 +224,13 @@ def _transposed(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def _horizontal(rows: np.ndarray, out_width: int, out: np.ndarray) -> np.ndarray:
-    """Resample every (H, 3W) row into ``out`` (H, 3 out_width): a row pass on the transpose."""
+    """Resample every (H, 3W) row into ``out`` (H, 3 out_width): in runs where the scale is
+    near 1, else a row pass on the transpose."""
     height, width = rows.shape[0], rows.shape[1] // 3
+    runs = filter_runs(width, out_width)
+    if runs is not None:
+        _split_rows(_runs_pass, out, rows, out, *runs)
+        return out
     bounds, coefficients = filter_taps(width, out_width)
     columns = _transposed(rows, _buffer("columns", width, 3 * height))
     resampled = _buffer("resampled", out_width, 3 * height)

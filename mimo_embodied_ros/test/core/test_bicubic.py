@@ -58,6 +58,27 @@ def test_equals_pillow_on_any_size_pair(width, height, out_width, out_height, se
     )
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    width=st.integers(16, 700), height=st.integers(16, 400),
+    grow_x=st.integers(-20, 20), grow_y=st.integers(-20, 20), seed=st.integers(0, 2**16),
+)
+def test_equals_pillow_near_scale_one(width, height, grow_x, grow_y, seed):
+    """Sizes a smart-resize gives (a few pixels either way): the horizontal pass in runs."""
+    rgb = noise(width, height, seed)
+    out_width, out_height = max(1, width + grow_x), max(1, height + grow_y)
+    np.testing.assert_array_equal(
+        bicubic.resize_rgb(rgb, out_width, out_height), pillow(rgb, out_width, out_height)
+    )
+
+
+def test_both_horizontal_methods_are_in_the_cases_above():
+    assert bicubic.filter_runs(1280, 1288) is not None  # near 1: shifted contiguous runs
+    assert bicubic.filter_runs(640, 644) is not None
+    assert bicubic.filter_runs(1920, 1316) is None  # a run per pixel or two: transposes
+    assert bicubic.filter_runs(1280, 420) is None
+
+
 def test_saturated_edges_clip_like_pillow():
     """Black/white steps overshoot under bicubic: the uint8 clipping of each pass must agree."""
     rgb = np.zeros((90, 160, 3), np.uint8)
