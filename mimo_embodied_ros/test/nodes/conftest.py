@@ -87,14 +87,21 @@ class CameraFeed:
         return header
 
 
-def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, what: str = "") -> Any:
+def poll(condition: Callable[[], Any], timeout_s: float) -> Any:
+    """`condition()`'s first truthy value within `timeout_s` (checked every 20 ms), else None."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while True:
         value = condition()
-        if value:
-            return value
+        if value or time.monotonic() > deadline:
+            return value or None
         time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, what: str = "") -> Any:
+    value = poll(condition, timeout_s)
+    if value is None:
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
+    return value
 
 
 def spin_until(executor: SingleThreadedExecutor, condition: Callable[[], Any],
@@ -174,17 +181,23 @@ class PerceptionHarness:
         self.executor.add_node(self.client)
 
     def publish_until_received(self, *args: Any, **kwargs: Any) -> Header:
-        """Publish a frame until the node has it (best-effort QoS may drop the first ones)."""
-        sync = self.node._sync
-        before = dict(sync.counts)
+        """Publish a frame until the node holds it as its newest synced frame.
+
+        Best-effort QoS may drop the first frames, and a frame counted as received may still
+        lack its depth: only the stamp of the node's newest colour/depth pair says which frame a
+        query will use.
+        """
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
             header = self.camera.publish(*args, **kwargs)
-            time.sleep(0.15)
-            if sync.counts["image"] > before["image"]:
-                time.sleep(0.1)
+            if poll(lambda stamp=header.stamp: self._newest_stamp() == stamp, 0.5):
+                time.sleep(0.1)  # camera_info is published last
                 return header
         raise AssertionError("the perception node never received a frame")
+
+    def _newest_stamp(self) -> Any:
+        frame = self.node._sync.latest()
+        return None if frame is None else frame.image.header.stamp
 
     def instruct(self, instruction: str, **kwargs: Any) -> Instruct.Response:
         return call_instruct(self.client, self.executor, instruction, **kwargs)
